@@ -1,0 +1,1025 @@
+//! A local S3 endpoint that behaves like the parts of Amazon S3 the Files API relies on.
+//!
+//! Why this exists: the API hands browsers presigned S3 URLs and reacts to `ObjectCreated` events, so a
+//! local stack is only useful if its S3 really verifies SigV4 signatures (headers and presigned query
+//! strings, including expiry), answers CORS preflights the way a bucket CORS rule does, and emits the
+//! same S3 event documents a bucket notification would. No Docker or AWS account is available, and the
+//! Python emulators do not verify presigned signatures, so the endpoint is built in-process on
+//! [`s3s`] (protocol, SigV4) and [`s3s_fs`] (objects stored as plain files under a data folder).
+//!
+//! Layers, outermost first:
+//! - a hyper service ([`Front`]) that answers CORS preflights itself (s3s replies 501 to `OPTIONS`),
+//!   adds CORS and request-id headers, and hands created-object events to the listener once the
+//!   response has been sent;
+//! - the s3s service with [`SimpleAuth`], which refuses anonymous and badly signed requests;
+//! - [`EventingStore`], an [`S3`] implementation that delegates to [`FileSystem`] and records an
+//!   `ObjectCreated:*` event after each successful write.
+//!
+//! Requests must use path-style addressing (`http://127.0.0.1:PORT/bucket/key`).
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::s3::S3Event;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use s3s::auth::{Credentials, SimpleAuth};
+use s3s::dto::*;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s_fs::FileSystem;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, error, info, warn};
+
+/// How long [`S3Endpoint::shutdown`] waits for open connections and pending event deliveries.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Name of the (imaginary) bucket notification configuration, reported as `s3.configurationId`.
+const CONFIGURATION_ID: &str = "local-object-created";
+
+/// Canonical-user-like id reported as the bucket owner (`s3.bucket.ownerIdentity.principalId`).
+const BUCKET_OWNER_ID: &str = "A1LOCALSTACKOWNER";
+
+/// ETag of an empty object: what S3 reports for a zero-byte "folder/" object.
+const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+const CORS_ALLOW_METHODS: &str = "GET, PUT, HEAD, POST, DELETE";
+const CORS_EXPOSE_HEADERS: &str = "ETag, x-amz-version-id";
+const CORS_MAX_AGE: &str = "3600";
+
+/// Settings of a local S3 endpoint.
+#[derive(Clone)]
+pub struct S3EndpointConfig {
+    /// Address to listen on; port 0 picks a free port (see [`S3Endpoint::local_addr`]).
+    pub addr: SocketAddr,
+    /// Data folder: one sub-folder per bucket, one file per object. Created if missing.
+    pub root: PathBuf,
+    /// The only access key accepted.
+    pub access_key: String,
+    pub secret_key: String,
+    /// Reported as `awsRegion` in events and as the buckets' location.
+    pub region: String,
+    /// Buckets created at start if missing.
+    pub buckets: Vec<String>,
+}
+
+impl fmt::Debug for S3EndpointConfig {
+    // The secret stays out of logs even though it is only a local test credential.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3EndpointConfig")
+            .field("addr", &self.addr)
+            .field("root", &self.root)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("region", &self.region)
+            .field("buckets", &self.buckets)
+            .finish()
+    }
+}
+
+/// Receives the events a bucket notification would send for created objects.
+#[async_trait::async_trait]
+pub trait ObjectCreatedListener: Send + Sync + 'static {
+    /// Called once per created object, after the write succeeded and the S3 response was sent.
+    async fn object_created(&self, event: aws_lambda_events::s3::S3Event);
+}
+
+/// A running local S3 endpoint. Dropping it aborts the server; prefer [`S3Endpoint::shutdown`].
+pub struct S3Endpoint {
+    local_addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    deliveries: Arc<InFlight>,
+}
+
+impl fmt::Debug for S3Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Endpoint")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Endpoint {
+    /// Creates the data folder and buckets, binds the address and starts serving.
+    pub async fn start(
+        config: S3EndpointConfig,
+        listener: Arc<dyn ObjectCreatedListener>,
+    ) -> io::Result<S3Endpoint> {
+        tokio::fs::create_dir_all(&config.root).await?;
+        // s3s-fs canonicalizes its root; object paths computed here must match its own.
+        let root = tokio::fs::canonicalize(&config.root).await?;
+        for bucket in &config.buckets {
+            if !is_plain_bucket_name(bucket) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid bucket name {bucket:?}"),
+                ));
+            }
+            // s3s-fs treats every folder directly under the root as a bucket.
+            tokio::fs::create_dir_all(root.join(bucket)).await?;
+        }
+
+        let fs = FileSystem::new(&root).map_err(|e| io::Error::other(format!("{e:?}")))?;
+        let store = EventingStore {
+            fs,
+            root: root.clone(),
+            region: config.region.clone(),
+            sequencer: Sequencer::default(),
+        };
+        let mut builder = S3ServiceBuilder::new(store);
+        builder.set_auth(SimpleAuth::from_single(
+            config.access_key.clone(),
+            config.secret_key.clone(),
+        ));
+        let s3 = builder.build();
+
+        let tcp = TcpListener::bind(config.addr).await?;
+        let local_addr = tcp.local_addr()?;
+        let deliveries = Arc::new(InFlight::default());
+        let front = Arc::new(Front {
+            s3,
+            listener,
+            deliveries: deliveries.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let server = tokio::spawn(serve(tcp, front, shutdown_rx));
+        info!(%local_addr, root = %root.display(), buckets = ?config.buckets, "local S3 endpoint listening");
+
+        Ok(S3Endpoint {
+            local_addr,
+            shutdown_tx,
+            server: Some(server),
+            deliveries,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Base URL for SDK clients (use path-style addressing), e.g. `http://127.0.0.1:4566`.
+    pub fn endpoint_url(&self) -> String {
+        // A wildcard bind address is not something a client can connect to.
+        let ip = match self.local_addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.local_addr.port()))
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and waits (up to a grace period)
+    /// for the listener calls already started.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        if let Some(server) = self.server.take()
+            && let Err(err) = server.await
+        {
+            error!(%err, "S3 endpoint server task failed");
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.deliveries.idle())
+            .await
+            .is_err()
+        {
+            warn!("gave up waiting for S3 event deliveries");
+        }
+        info!(local_addr = %self.local_addr, "local S3 endpoint stopped");
+    }
+}
+
+impl Drop for S3Endpoint {
+    fn drop(&mut self) {
+        // Aborting the accept task drops its JoinSet, which aborts every connection task.
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Accept loop: one task per connection, graceful close on shutdown.
+async fn serve(tcp: TcpListener, front: Arc<Front>, mut shutdown_rx: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = tcp.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        // Usually EMFILE or a reset before accept: keep serving the others.
+                        warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = ConnService { front: front.clone(), peer };
+                let mut shutdown_rx = shutdown_rx.clone();
+                connections.spawn(async move {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    let mut conn = std::pin::pin!(conn);
+                    let result = tokio::select! {
+                        result = conn.as_mut() => result,
+                        () = stop_requested(&mut shutdown_rx) => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(err) = result {
+                        debug!(%peer, %err, "S3 connection ended with an error");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = stop_requested(&mut shutdown_rx) => break,
+        }
+    }
+    drop(tcp);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        warn!(
+            open = connections.len(),
+            "aborting S3 connections still open after the grace period"
+        );
+    }
+}
+
+/// Resolves once shutdown was requested, or when the endpoint was dropped without one.
+async fn stop_requested(shutdown_rx: &mut watch::Receiver<bool>) {
+    // The borrowed value (not Send) is dropped here, before any caller's await point.
+    let _ = shutdown_rx.wait_for(|stop| *stop).await;
+}
+
+/// Per-request facts the S3 layer cannot see by itself, passed down in the request extensions.
+#[derive(Clone, Debug)]
+struct RequestMeta {
+    request_id: String,
+    host_id: String,
+    source_ip: IpAddr,
+}
+
+impl RequestMeta {
+    fn new(source_ip: IpAddr) -> Self {
+        let id = uuid::Uuid::now_v7();
+        // S3 request ids are 16 upper-case hex digits; take the random tail of a v7 UUID.
+        let hex = id.simple().to_string().to_ascii_uppercase();
+        let request_id = hex[hex.len() - 16..].to_owned();
+        let host_id = base64::engine::general_purpose::STANDARD.encode(id.as_bytes());
+        Self {
+            request_id,
+            host_id,
+            source_ip: source_ip.to_canonical(),
+        }
+    }
+}
+
+/// An event recorded by [`EventingStore`], carried to [`Front`] in the response extensions.
+#[derive(Clone)]
+struct PendingEvent(S3Event);
+
+/// Counts listener calls in progress so that shutdown can wait for them.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    changed: Notify,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    async fn idle(&self) {
+        loop {
+            let notified = self.changed.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// Shared by all connections: the s3s service plus what event delivery needs.
+struct Front {
+    s3: S3Service,
+    listener: Arc<dyn ObjectCreatedListener>,
+    deliveries: Arc<InFlight>,
+    // Event delivery is started from a body's Drop, which may run outside a runtime context.
+    runtime: tokio::runtime::Handle,
+}
+
+impl Front {
+    fn deliver(&self, event: S3Event) {
+        let guard = self.deliveries.enter();
+        let listener = self.listener.clone();
+        self.runtime.spawn(async move {
+            let _guard = guard;
+            listener.object_created(event).await;
+        });
+    }
+}
+
+/// The hyper service of one connection.
+#[derive(Clone)]
+struct ConnService {
+    front: Arc<Front>,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response<EventBody>;
+    type Error = s3s::HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        let meta = RequestMeta::new(self.peer.ip());
+        let origin = req.headers().get(header::ORIGIN).cloned();
+
+        if req.method() == Method::OPTIONS {
+            let resp = preflight_response(req.headers(), origin, &meta);
+            return Box::pin(std::future::ready(Ok(resp)));
+        }
+
+        req.extensions_mut().insert(meta.clone());
+        let front = self.front.clone();
+        Box::pin(async move {
+            let resp = front.s3.call(req.map(s3s::Body::from)).await?;
+            let (mut parts, body) = resp.into_parts();
+            let pending = parts.extensions.remove::<PendingEvent>();
+            add_request_id_headers(&mut parts.headers, &meta);
+            if let Some(origin) = origin {
+                add_cors_headers(&mut parts.headers, origin);
+            }
+            let body = EventBody {
+                inner: body,
+                pending: pending.map(|PendingEvent(event)| (event, front)),
+            };
+            Ok(Response::from_parts(parts, body))
+        })
+    }
+}
+
+/// Answers a CORS preflight as a bucket rule allowing any origin, any header and the usual methods would.
+fn preflight_response(
+    request_headers: &HeaderMap,
+    origin: Option<HeaderValue>,
+    meta: &RequestMeta,
+) -> Response<EventBody> {
+    let mut resp = Response::new(EventBody::empty());
+    *resp.status_mut() = StatusCode::OK;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        origin.unwrap_or_else(|| HeaderValue::from_static("*")),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(CORS_ALLOW_METHODS),
+    );
+    if let Some(requested) = request_headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(CORS_MAX_AGE),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    add_request_id_headers(headers, meta);
+    resp
+}
+
+fn add_cors_headers(headers: &mut HeaderMap, origin: HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+    );
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+fn add_request_id_headers(headers: &mut HeaderMap, meta: &RequestMeta) {
+    // The same ids appear in the event's responseElements, as on AWS.
+    if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
+        headers.insert(HeaderName::from_static("x-amz-request-id"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&meta.host_id) {
+        headers.insert(HeaderName::from_static("x-amz-id-2"), v);
+    }
+}
+
+/// The s3s response body, plus the event to deliver once hyper is done with the response.
+///
+/// Hyper drops the body after writing it (or when the connection dies, in which case the object was
+/// still written), so delivering from `Drop` means "after the response was sent" without delaying it.
+struct EventBody {
+    inner: s3s::Body,
+    pending: Option<(S3Event, Arc<Front>)>,
+}
+
+impl EventBody {
+    fn empty() -> Self {
+        Self {
+            inner: s3s::Body::empty(),
+            pending: None,
+        }
+    }
+}
+
+impl HttpBody for EventBody {
+    type Data = Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for EventBody {
+    fn drop(&mut self) {
+        if let Some((event, front)) = self.pending.take() {
+            front.deliver(event);
+        }
+    }
+}
+
+/// Issues S3 event sequencers: upper-case hex of equal length, increasing for each event, so that a
+/// plain string comparison orders them (S3's rule for comparing sequencers of the same key).
+///
+/// Seeded from the clock so that values also keep increasing across restarts on the same data folder.
+#[derive(Default)]
+struct Sequencer {
+    last: AtomicU64,
+}
+
+impl Sequencer {
+    fn next(&self) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let mut prev = self.last.load(Ordering::SeqCst);
+        loop {
+            let next = now.max(prev + 1);
+            match self
+                .last
+                .compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return format!("{next:018X}"),
+                Err(actual) => prev = actual,
+            }
+        }
+    }
+}
+
+/// Object keys appear in S3 events form-encoded: space as `+`, every byte outside `A-Z a-z 0-9 - _ . *`
+/// percent-encoded (UTF-8, upper-case hex), except that `/` is kept.
+fn encode_event_key(key: &str) -> String {
+    const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'*')
+        .remove(b'/');
+    key.split(' ')
+        .map(|part| utf8_percent_encode(part, ENCODED).to_string())
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// Bucket names used to build file paths directly: no separators, no dot-only names.
+fn is_plain_bucket_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != ".."
+}
+
+/// What the event needs to know about the request that created the object.
+struct EventOrigin {
+    meta: Option<RequestMeta>,
+    principal: Option<String>,
+}
+
+impl EventOrigin {
+    fn of<T>(req: &S3Request<T>) -> Self {
+        Self {
+            meta: req.extensions.get::<RequestMeta>().cloned(),
+            principal: req
+                .credentials
+                .as_ref()
+                .map(|c: &Credentials| format!("AWS:{}", c.access_key)),
+        }
+    }
+}
+
+/// Undoes a failed PutObject: s3s-fs moves the new file over the object *before* it checks
+/// Content-MD5 and x-amz-checksum-*, so a rejected upload would otherwise replace (or create) the object.
+struct PutRollback {
+    target: PathBuf,
+    /// A hard link to the previous object, if there was one.
+    backup: Option<PathBuf>,
+}
+
+impl PutRollback {
+    async fn prepare(root: &Path, target: PathBuf) -> Option<Self> {
+        match tokio::fs::symlink_metadata(&target).await {
+            Ok(meta) if meta.is_file() => {
+                // Named like s3s-fs temporaries so that a crash leaves nothing it will not clean up.
+                let backup = root.join(format!(
+                    ".tmp.rollback-{}.internal.part",
+                    uuid::Uuid::now_v7().simple()
+                ));
+                match tokio::fs::hard_link(&target, &backup).await {
+                    Ok(()) => Some(Self {
+                        target,
+                        backup: Some(backup),
+                    }),
+                    Err(err) => {
+                        warn!(%err, path = %target.display(), "cannot keep the previous object for rollback");
+                        None
+                    }
+                }
+            }
+            Ok(_) => None,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Some(Self {
+                target,
+                backup: None,
+            }),
+            Err(_) => None,
+        }
+    }
+
+    async fn restore(self) {
+        match &self.backup {
+            Some(backup) => {
+                if let Err(err) = tokio::fs::rename(backup, &self.target).await {
+                    error!(%err, path = %self.target.display(), "cannot restore the previous object");
+                }
+                // rename() between two links of the same file does nothing: drop the link explicitly.
+                let _ = tokio::fs::remove_file(backup).await;
+            }
+            None => match tokio::fs::remove_file(&self.target).await {
+                Ok(()) => {
+                    debug!(path = %self.target.display(), "removed the object of a rejected upload")
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    error!(%err, path = %self.target.display(), "cannot remove a rejected upload")
+                }
+            },
+        }
+    }
+
+    async fn discard(self) {
+        if let Some(backup) = &self.backup {
+            let _ = tokio::fs::remove_file(backup).await;
+        }
+    }
+}
+
+/// [`FileSystem`] plus event recording. Methods are written out by hand: generating them with
+/// `macro_rules!` fails (E0195) because `#[async_trait]` cannot see inside the macro.
+struct EventingStore {
+    fs: FileSystem,
+    root: PathBuf,
+    region: String,
+    sequencer: Sequencer,
+}
+
+impl EventingStore {
+    /// Where s3s-fs keeps an object, for keys whose path cannot escape the bucket folder.
+    fn object_path(&self, bucket: &str, key: &str) -> Option<PathBuf> {
+        if !is_plain_bucket_name(bucket) {
+            return None;
+        }
+        let key_path = Path::new(key);
+        if !key_path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return None;
+        }
+        Some(self.root.join(bucket).join(key_path))
+    }
+
+    async fn object_size(&self, bucket: &str, key: &str) -> u64 {
+        if key.ends_with('/') {
+            return 0;
+        }
+        let Some(path) = self.object_path(bucket, key) else {
+            warn!(
+                bucket,
+                key, "cannot locate the object to report its size; reporting 0"
+            );
+            return 0;
+        };
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => meta.len(),
+            Err(err) => {
+                warn!(%err, bucket, key, "cannot read the object size; reporting 0");
+                0
+            }
+        }
+    }
+
+    /// Builds the event exactly as S3 sends it, and checks that it parses as an [`S3Event`].
+    fn object_created_event(
+        &self,
+        origin: &EventOrigin,
+        event_name: &str,
+        bucket: &str,
+        key: &str,
+        size: u64,
+        e_tag: &str,
+    ) -> Option<S3Event> {
+        let mut response_elements = serde_json::Map::new();
+        let mut source_ip = "127.0.0.1".to_owned();
+        if let Some(meta) = &origin.meta {
+            response_elements.insert("x-amz-request-id".into(), meta.request_id.clone().into());
+            response_elements.insert("x-amz-id-2".into(), meta.host_id.clone().into());
+            source_ip = meta.source_ip.to_string();
+        }
+        let value = serde_json::json!({
+            "Records": [{
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": self.region,
+                "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "eventName": event_name,
+                "userIdentity": { "principalId": origin.principal.as_deref().unwrap_or("Anonymous") },
+                "requestParameters": { "sourceIPAddress": source_ip },
+                "responseElements": response_elements,
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": CONFIGURATION_ID,
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": { "principalId": BUCKET_OWNER_ID },
+                        "arn": format!("arn:aws:s3:::{bucket}"),
+                    },
+                    "object": {
+                        "key": encode_event_key(key),
+                        "size": size,
+                        "eTag": e_tag,
+                        "sequencer": self.sequencer.next(),
+                    },
+                },
+            }],
+        });
+        match serde_json::from_value::<S3Event>(value) {
+            Ok(event) => {
+                debug!(event_name, bucket, key, size, "object created");
+                Some(event)
+            }
+            Err(err) => {
+                error!(%err, "built an S3 event that does not parse; not delivering it");
+                None
+            }
+        }
+    }
+
+    fn attach<T>(resp: &mut S3Response<T>, event: Option<S3Event>) {
+        if let Some(event) = event {
+            resp.extensions.insert(PendingEvent(event));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for EventingStore {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.fs.create_bucket(req).await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.fs.delete_bucket(req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.fs.head_bucket(req).await
+    }
+
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.fs.list_buckets(req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let mut resp = self.fs.get_bucket_location(req).await?;
+        // S3 reports us-east-1 as an empty location constraint; s3s-fs always does.
+        if self.region != "us-east-1" {
+            resp.output.location_constraint =
+                Some(BucketLocationConstraint::from(self.region.clone()));
+        }
+        Ok(resp)
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.fs.list_objects(req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.fs.list_objects_v2(req).await
+    }
+
+    // Response overrides (response-content-disposition, response-content-type, response-cache-control, ...)
+    // are applied by s3s itself from GetObjectInput, and ranges by s3s-fs: nothing to add here.
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.fs.get_object(req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.fs.head_object(req).await
+    }
+
+    /// Also serves browser POST uploads: s3s's default `post_object` calls this with method POST.
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let origin = EventOrigin::of(&req);
+        let event_name = if req.method == Method::POST {
+            "ObjectCreated:Post"
+        } else {
+            "ObjectCreated:Put"
+        };
+        let bucket = req.input.bucket.clone();
+        let key = req.input.key.clone();
+        let rollback = match self.object_path(&bucket, &key) {
+            Some(path) if !key.ends_with('/') => PutRollback::prepare(&self.root, path).await,
+            _ => None,
+        };
+
+        let result = self.fs.put_object(req).await;
+        let mut resp = match result {
+            Ok(resp) => {
+                if let Some(rollback) = rollback {
+                    rollback.discard().await;
+                }
+                resp
+            }
+            Err(err) => {
+                if let Some(rollback) = rollback {
+                    rollback.restore().await;
+                }
+                return Err(err);
+            }
+        };
+
+        let e_tag = resp
+            .output
+            .e_tag
+            .as_ref()
+            .map_or_else(|| EMPTY_MD5.to_owned(), |t| t.value().to_owned());
+        let size = self.object_size(&bucket, &key).await;
+        let event = self.object_created_event(&origin, event_name, &bucket, &key, size, &e_tag);
+        Self::attach(&mut resp, event);
+        Ok(resp)
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.fs.delete_object(req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.fs.delete_objects(req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let origin = EventOrigin::of(&req);
+        let bucket = req.input.bucket.clone();
+        let key = req.input.key.clone();
+        let mut resp = self.fs.copy_object(req).await?;
+
+        let e_tag = resp
+            .output
+            .copy_object_result
+            .as_ref()
+            .and_then(|r| r.e_tag.as_ref())
+            .map_or_else(String::new, |t| t.value().to_owned());
+        let size = self.object_size(&bucket, &key).await;
+        let event =
+            self.object_created_event(&origin, "ObjectCreated:Copy", &bucket, &key, size, &e_tag);
+        Self::attach(&mut resp, event);
+        Ok(resp)
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.fs.create_multipart_upload(req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.fs.upload_part(req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.fs.upload_part_copy(req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        self.fs.list_parts(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let origin = EventOrigin::of(&req);
+        let bucket = req.input.bucket.clone();
+        let key = req.input.key.clone();
+        let mut resp = self.fs.complete_multipart_upload(req).await?;
+
+        // s3s-fs returns its result as a keep-alive future (already written by now); resolve it to
+        // learn the ETag and so that a failure is reported as an error instead of inside a 200.
+        if let Some(future) = resp.output.future.take() {
+            resp.output = future.await?;
+        }
+        let e_tag = resp
+            .output
+            .e_tag
+            .as_ref()
+            .map_or_else(String::new, |t| t.value().to_owned());
+        let size = self.object_size(&bucket, &key).await;
+        let event = self.object_created_event(
+            &origin,
+            "ObjectCreated:CompleteMultipartUpload",
+            &bucket,
+            &key,
+            size,
+            &e_tag,
+        );
+        Self::attach(&mut resp, event);
+        Ok(resp)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.fs.abort_multipart_upload(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_are_form_encoded_with_slashes_kept() {
+        assert_eq!(
+            encode_event_key("uploads/red flower.jpg"),
+            "uploads/red+flower.jpg"
+        );
+        assert_eq!(
+            encode_event_key("été 2024/a+b=c.txt"),
+            "%C3%A9t%C3%A9+2024/a%2Bb%3Dc.txt"
+        );
+        assert_eq!(encode_event_key("a-b_c.d*e~f"), "a-b_c.d*e%7Ef");
+        assert_eq!(encode_event_key("100%"), "100%25");
+    }
+
+    #[test]
+    fn sequencers_increase_as_equal_length_strings() {
+        let seq = Sequencer::default();
+        let values: Vec<String> = (0..1000).map(|_| seq.next()).collect();
+        for pair in values.windows(2) {
+            assert_eq!(pair[0].len(), pair[1].len());
+            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+        }
+        assert!(
+            values[0]
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+        );
+    }
+
+    #[test]
+    fn built_event_has_the_s3_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventingStore {
+            fs: FileSystem::new(dir.path()).unwrap(),
+            root: dir.path().to_owned(),
+            region: "eu-west-3".into(),
+            sequencer: Sequencer::default(),
+        };
+        let origin = EventOrigin {
+            meta: Some(RequestMeta::new("::ffff:10.0.0.7".parse().unwrap())),
+            principal: Some("AWS:AKIDLOCAL".into()),
+        };
+        let event = store
+            .object_created_event(
+                &origin,
+                "ObjectCreated:Put",
+                "files",
+                "a b/ü.txt",
+                12,
+                "abc",
+            )
+            .unwrap();
+        let json = serde_json::to_value(&event).unwrap();
+        let record = &json["Records"][0];
+        assert_eq!(record["eventVersion"], "2.1");
+        assert_eq!(record["eventSource"], "aws:s3");
+        assert_eq!(record["awsRegion"], "eu-west-3");
+        assert_eq!(record["userIdentity"]["principalId"], "AWS:AKIDLOCAL");
+        assert_eq!(record["requestParameters"]["sourceIPAddress"], "10.0.0.7");
+        assert_eq!(
+            record["responseElements"]["x-amz-request-id"]
+                .as_str()
+                .unwrap()
+                .len(),
+            16
+        );
+        assert_eq!(record["s3"]["s3SchemaVersion"], "1.0");
+        assert_eq!(record["s3"]["bucket"]["arn"], "arn:aws:s3:::files");
+        assert_eq!(record["s3"]["object"]["key"], "a+b/%C3%BC.txt");
+        assert_eq!(record["s3"]["object"]["size"], 12);
+        assert_eq!(record["s3"]["object"]["eTag"], "abc");
+    }
+}

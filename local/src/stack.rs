@@ -1,0 +1,235 @@
+//! The whole API on one machine: DynamoDB Local, the S3 endpoint, the process-upload function wired
+//! to its events, and the gateway in front of the route handlers.
+//!
+//! The handlers are the very functions the Lambda binaries run (`<crate>::handle`); only the
+//! transport differs. S3 events reach `process_upload::handle` the way an asynchronous Lambda
+//! invocation would: after the upload's response, retried on failure.
+
+use crate::authorizer::{JwtAuthorizer, JwtAuthorizerConfig};
+use crate::dynamodb::{
+    DynamoDbLocal, DynamoDbLocalOptions, FILES_TABLE_LOGICAL_ID, LOCAL_ACCESS_KEY_ID, LOCAL_REGION,
+    LOCAL_SECRET_ACCESS_KEY, TableDefinition, create_table, local_client, template_path,
+};
+use crate::gateway::{Gateway, GatewayHandle, RouteHandler, route_handler};
+use crate::s3::{ObjectCreatedListener, S3Endpoint, S3EndpointConfig};
+use crate::template::SamTemplate;
+use aws_lambda_events::s3::S3Event;
+use lambda_http::{Body, Request, Response};
+use shared::{App, Config};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Where the stack's DynamoDB comes from.
+#[derive(Debug, Clone)]
+pub enum DynamoDbSource {
+    /// Start DynamoDB Local as a child process.
+    Start(DynamoDbLocalOptions),
+    /// Use one that is already running (the test script starts one for all tests).
+    Existing { endpoint_url: String },
+}
+
+/// Everything the stack needs to start.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub gateway_addr: SocketAddr,
+    pub s3_addr: SocketAddr,
+    pub dynamodb: DynamoDbSource,
+    /// Folder of the S3 endpoint's objects.
+    pub s3_root: PathBuf,
+    pub jwt: JwtAuthorizerConfig,
+    /// The functions' configuration (table, bucket, tenant claim, limits).
+    pub config: Config,
+    /// Delays between the retries of a failed S3-event invocation. AWS retries an asynchronous
+    /// invocation twice, after about 1 and 2 minutes; locally the same count, shorter waits.
+    pub event_retry_delays: Vec<Duration>,
+}
+
+impl StackOptions {
+    /// Options for a local run: fixed ports from `gateway_port`, `s3_port`, fresh names.
+    pub fn local(
+        gateway_port: u16,
+        s3_port: u16,
+        s3_root: PathBuf,
+        dynamodb: DynamoDbSource,
+    ) -> Self {
+        StackOptions {
+            gateway_addr: SocketAddr::from(([127, 0, 0, 1], gateway_port)),
+            s3_addr: SocketAddr::from(([127, 0, 0, 1], s3_port)),
+            dynamodb,
+            s3_root,
+            jwt: JwtAuthorizerConfig::local_from_env(),
+            config: local_config("files-local", "files-local"),
+            event_retry_delays: vec![Duration::from_millis(200), Duration::from_secs(1)],
+        }
+    }
+}
+
+/// The functions' configuration for a local stack.
+pub fn local_config(table_name: &str, bucket_name: &str) -> Config {
+    let lookup = |name: &str| match name {
+        "FILES_TABLE_NAME" => Some(table_name.to_string()),
+        "FILES_BUCKET_NAME" => Some(bucket_name.to_string()),
+        "FILES_S3_FORCE_PATH_STYLE" => Some("true".to_string()),
+        other => std::env::var(other).ok(),
+    };
+    Config::from_lookup(lookup).expect("the local configuration is valid")
+}
+
+/// A running stack; dropping it stops everything.
+pub struct LocalStack {
+    pub app: Arc<App>,
+    pub gateway: GatewayHandle,
+    pub s3: S3Endpoint,
+    pub dynamodb_endpoint: String,
+    dynamodb: Option<DynamoDbLocal>,
+}
+
+impl LocalStack {
+    pub async fn start(options: StackOptions) -> Result<LocalStack, BoxError> {
+        let template = SamTemplate::load(&template_path())?;
+
+        let (dynamodb, dynamodb_endpoint) = match &options.dynamodb {
+            DynamoDbSource::Start(opts) => {
+                let local = DynamoDbLocal::start(opts.clone()).await?;
+                let endpoint = local.endpoint_url();
+                (Some(local), endpoint)
+            }
+            DynamoDbSource::Existing { endpoint_url } => (None, endpoint_url.clone()),
+        };
+        let dynamodb_client = local_client(&dynamodb_endpoint).await;
+        let table = TableDefinition::from_template_file(&template_path(), FILES_TABLE_LOGICAL_ID)?;
+        create_table(&dynamodb_client, &options.config.table_name, &table).await?;
+
+        // The S3 endpoint must be up before the App's S3 client can point at it, and the listener
+        // needs the App: hand the App to the listener once both exist.
+        let listener = Arc::new(ProcessUploadListener {
+            app: tokio::sync::OnceCell::new(),
+            retry_delays: options.event_retry_delays.clone(),
+        });
+        let s3 = S3Endpoint::start(
+            S3EndpointConfig {
+                addr: options.s3_addr,
+                root: options.s3_root.clone(),
+                access_key: LOCAL_ACCESS_KEY_ID.to_string(),
+                secret_key: LOCAL_SECRET_ACCESS_KEY.to_string(),
+                region: LOCAL_REGION.to_string(),
+                buckets: vec![options.config.bucket_name.clone()],
+            },
+            listener.clone(),
+        )
+        .await?;
+        let s3_client = local_s3_client(&s3.endpoint_url());
+        let app = Arc::new(App::with_clients(
+            options.config.clone(),
+            dynamodb_client,
+            s3_client,
+        ));
+        let _ = listener.app.set(app.clone());
+
+        let authorizer = Arc::new(JwtAuthorizer::new(options.jwt.clone())?);
+        let gateway = Gateway::new(template.http_routes(), route_handlers(&app), authorizer)?
+            .serve(options.gateway_addr)
+            .await?;
+
+        Ok(LocalStack {
+            app,
+            gateway,
+            s3,
+            dynamodb_endpoint,
+            dynamodb,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        self.gateway.base_url()
+    }
+
+    pub async fn shutdown(self) {
+        self.gateway.shutdown().await;
+        self.s3.shutdown().await;
+        if let Some(dynamodb) = self.dynamodb {
+            dynamodb.shutdown().await;
+        }
+    }
+}
+
+/// An S3 client for the local endpoint: path-style (addressed by IP), fixed local credentials.
+pub fn local_s3_client(endpoint_url: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(LOCAL_REGION))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            LOCAL_ACCESS_KEY_ID,
+            LOCAL_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "files-api-local",
+        ))
+        .endpoint_url(endpoint_url)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn handler<F, Fut>(app: &Arc<App>, handle: F) -> RouteHandler
+where
+    F: Fn(Arc<App>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let app = app.clone();
+    route_handler(move |req| handle(app.clone(), req))
+}
+
+/// Every route function, by its binary name (as the template's `BuildProperties.Binary` names it).
+pub fn route_handlers(app: &Arc<App>) -> HashMap<String, RouteHandler> {
+    HashMap::from([
+        (
+            "create-upload".to_string(),
+            handler(app, create_upload::handle),
+        ),
+        ("get-file".to_string(), handler(app, get_file::handle)),
+        (
+            "download-file".to_string(),
+            handler(app, download_file::handle),
+        ),
+    ])
+}
+
+/// Delivers S3 events to `process_upload::handle`, retrying failures as Lambda does for
+/// asynchronous invocations; an event that fails every attempt is logged (on AWS: the DLQ).
+struct ProcessUploadListener {
+    app: tokio::sync::OnceCell<Arc<App>>,
+    retry_delays: Vec<Duration>,
+}
+
+#[async_trait::async_trait]
+impl ObjectCreatedListener for ProcessUploadListener {
+    async fn object_created(&self, event: S3Event) {
+        let Some(app) = self.app.get() else {
+            tracing::warn!("S3 event before the stack was ready; dropped");
+            return;
+        };
+        let mut delays = self.retry_delays.iter();
+        loop {
+            match process_upload::handle(app.clone(), event.clone()).await {
+                Ok(()) => return,
+                Err(error) => match delays.next() {
+                    Some(delay) => {
+                        tracing::warn!(%error, ?delay, "process-upload failed; retrying");
+                        tokio::time::sleep(*delay).await;
+                    }
+                    None => {
+                        tracing::error!(%error, "process-upload failed on every attempt; event dropped (on AWS: sent to the DLQ)");
+                        return;
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! The local gateway, over real HTTP, with the routes of infra/template.yaml and fake handlers that
+//! echo what they received through `lambda_http::RequestExt`, i.e. what a real function would see.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use local_stack::authorizer::{JwtAuthorizer, JwtAuthorizerConfig, mint_hs256};
+use local_stack::gateway::{
+    Gateway, GatewayError, GatewayHandle, MAX_REQUEST_BODY_BYTES, RouteHandler, route_handler,
+};
+use local_stack::template::{HttpRoute, SamTemplate};
+use serde_json::{Value, json};
+
+const SECRET: &str = "gateway-test-secret";
+const ISSUER: &str = "https://issuer.gateway.test";
+const AUDIENCE: &str = "files-api";
+
+fn template_routes() -> Vec<HttpRoute> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+    SamTemplate::load(&path)
+        .expect("infra/template.yaml parses")
+        .http_routes()
+}
+
+fn authorizer() -> Arc<JwtAuthorizer> {
+    Arc::new(
+        JwtAuthorizer::new(JwtAuthorizerConfig {
+            issuer: ISSUER.into(),
+            audiences: vec![AUDIENCE.into()],
+            hs256_secret: Some(SECRET.into()),
+            jwks: None,
+        })
+        .expect("config"),
+    )
+}
+
+fn token_for(tenant: &str, sub: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    mint_hs256(
+        SECRET,
+        &json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "tenant_id": tenant,
+            "iat": now, "exp": now + 300, "scope": "files:read files:write",
+            "groups": ["a", "b"],
+        }),
+    )
+}
+
+/// Answers with JSON describing the request as the handler saw it; with `x-echo-raw` it answers the
+/// request body itself, with the request's content type, to check binary responses.
+fn echo_handler(binary: &'static str, calls: Arc<AtomicUsize>) -> RouteHandler {
+    route_handler(move |request: lambda_http::Request| {
+        let calls = Arc::clone(&calls);
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if request.headers().contains_key("x-echo-raw") {
+                let content_type = request.headers().get("content-type").cloned();
+                let bytes = request.body().as_ref().to_vec();
+                let mut response = lambda_http::Response::new(Body::Binary(bytes));
+                if let Some(content_type) = content_type {
+                    response.headers_mut().insert("content-type", content_type);
+                }
+                return response;
+            }
+
+            let path_parameters: HashMap<String, String> = request
+                .path_parameters()
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let query: HashMap<String, Vec<String>> = {
+                let query = request.query_string_parameters();
+                query
+                    .iter()
+                    .map(|(k, _)| {
+                        let all = query.all(k).unwrap_or_default();
+                        (k.to_owned(), all.into_iter().map(str::to_owned).collect())
+                    })
+                    .collect()
+            };
+            let (claims, scopes, route_key, request_id, source_ip, stage) =
+                match request.request_context_ref() {
+                    Some(RequestContext::ApiGatewayV2(context)) => {
+                        let jwt = context.authorizer.as_ref().and_then(|a| a.jwt.clone());
+                        (
+                            jwt.as_ref().map(|j| j.claims.clone()),
+                            jwt.and_then(|j| j.scopes),
+                            context.route_key.clone(),
+                            context.request_id.clone(),
+                            context.http.source_ip.clone(),
+                            context.stage.clone(),
+                        )
+                    }
+                    _ => (None, None, None, None, None, None),
+                };
+            let (body_kind, body_base64) = match request.body() {
+                Body::Empty => ("empty", String::new()),
+                Body::Text(text) => ("text", BASE64.encode(text)),
+                Body::Binary(bytes) => ("binary", BASE64.encode(bytes)),
+                _ => ("other", String::new()),
+            };
+            let description = json!({
+                "binary": binary,
+                "method": request.method().as_str(),
+                "uri": request.uri().to_string(),
+                "path_parameters": path_parameters,
+                "query": query,
+                "claims": claims,
+                "scopes": scopes,
+                "route_key": route_key,
+                "request_id": request_id,
+                "source_ip": source_ip,
+                "stage": stage,
+                "cookie": request.headers().get("cookie").and_then(|v| v.to_str().ok()),
+                "x_forwarded_proto": request.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok()),
+                "body_kind": body_kind,
+                "body_base64": body_base64,
+            });
+            let mut response = lambda_http::Response::new(Body::Text(description.to_string()));
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            response
+        }
+    })
+}
+
+struct TestGateway {
+    handle: GatewayHandle,
+    client: reqwest::Client,
+    calls: Arc<AtomicUsize>,
+}
+
+impl TestGateway {
+    async fn start() -> TestGateway {
+        Self::start_with(|_| {}, Duration::from_secs(30)).await
+    }
+
+    async fn start_with(
+        customise: impl FnOnce(&mut HashMap<String, RouteHandler>),
+        integration_timeout: Duration,
+    ) -> TestGateway {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut handlers = HashMap::new();
+        for binary in ["create-upload", "get-file", "download-file"] {
+            handlers.insert(binary.to_owned(), echo_handler(binary, Arc::clone(&calls)));
+        }
+        customise(&mut handlers);
+        // Every HTTP route of the template needs a handler; routes added later get the echo too.
+        for route in template_routes() {
+            handlers
+                .entry(route.binary.clone())
+                .or_insert_with(|| echo_handler("other", Arc::clone(&calls)));
+        }
+        let gateway = Gateway::new(template_routes(), handlers, authorizer())
+            .expect("gateway")
+            .with_integration_timeout(integration_timeout);
+        let handle = gateway
+            .serve("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("serve");
+        TestGateway {
+            handle,
+            client: reqwest::Client::new(),
+            calls,
+        }
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.handle.base_url(), path_and_query)
+    }
+
+    async fn get_authorized(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path_and_query))
+            .bearer_auth(token_for("acme", "alice"))
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+async fn json_body(response: reqwest::Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+#[tokio::test]
+async fn path_parameters_are_decoded_and_routed_to_the_template_function() {
+    let gateway = TestGateway::start().await;
+
+    let response = gateway.get_authorized("/v1/files/a%20b%2Fc").await;
+    assert_eq!(response.status(), 200);
+    let request_id_header = response
+        .headers()
+        .get("apigw-requestid")
+        .expect("apigw-requestid header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let seen = json_body(response).await;
+    assert_eq!(seen["binary"], "get-file");
+    assert_eq!(seen["path_parameters"]["file_id"], "a b/c");
+    assert_eq!(seen["route_key"], "GET /v1/files/{file_id}");
+    assert_eq!(seen["request_id"], request_id_header.as_str());
+    assert_eq!(seen["source_ip"], "127.0.0.1");
+    assert_eq!(seen["stage"], "$default");
+    assert_eq!(seen["method"], "GET");
+    assert_eq!(seen["x_forwarded_proto"], "http");
+
+    let seen = json_body(gateway.get_authorized("/v1/files/f-1/content").await).await;
+    assert_eq!(seen["binary"], "download-file");
+    assert_eq!(seen["path_parameters"]["file_id"], "f-1");
+    assert_eq!(seen["route_key"], "GET /v1/files/{file_id}/content");
+
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn query_string_reaches_the_handler() {
+    let gateway = TestGateway::start().await;
+    let seen = json_body(
+        gateway
+            .get_authorized("/v1/files/f1?tag=a&tag=b&name=hello%20world&plus=x+y")
+            .await,
+    )
+    .await;
+    assert_eq!(seen["query"]["tag"], json!(["a", "b"]));
+    assert_eq!(seen["query"]["name"], json!(["hello world"]));
+    assert_eq!(seen["query"]["plus"], json!(["x y"]));
+    assert!(
+        seen["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/v1/files/f1?tag=a&tag=b&name=hello%20world&plus=x+y"),
+        "{}",
+        seen["uri"]
+    );
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn jwt_claims_and_scopes_reach_the_handler() {
+    let gateway = TestGateway::start().await;
+    let seen = json_body(gateway.get_authorized("/v1/files/f1").await).await;
+    assert_eq!(seen["claims"]["sub"], "alice");
+    assert_eq!(seen["claims"]["tenant_id"], "acme");
+    assert_eq!(seen["claims"]["iss"], ISSUER);
+    assert_eq!(seen["claims"]["groups"], "[a b]");
+    assert!(
+        seen["claims"]["exp"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok()
+    );
+    assert_eq!(seen["scopes"], json!(["files:read", "files:write"]));
+    gateway.handle.shutdown().await;
+}
+
+async fn assert_unauthorized(response: reqwest::Response) {
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap()),
+        Some("Bearer")
+    );
+    assert!(response.headers().contains_key("apigw-requestid"));
+    // The reason is for the log only, never the client.
+    assert_eq!(
+        json_body(response).await,
+        json!({"message": "Unauthorized"})
+    );
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_get_401_and_never_reach_the_handler() {
+    let gateway = TestGateway::start().await;
+
+    let no_token = gateway
+        .client
+        .get(gateway.url("/v1/files/f1"))
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(no_token).await;
+
+    let wrong_secret = mint_hs256(
+        "not-the-secret",
+        &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": jsonwebtoken::get_current_timestamp() + 60}),
+    );
+    let bad_signature = gateway
+        .client
+        .get(gateway.url("/v1/files/f1"))
+        .bearer_auth(wrong_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(bad_signature).await;
+
+    let garbage = gateway
+        .client
+        .post(gateway.url("/v1/uploads"))
+        .header("authorization", "Bearer garbage")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(garbage).await;
+
+    assert_eq!(gateway.calls.load(Ordering::SeqCst), 0);
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_are_404_before_authorization() {
+    let gateway = TestGateway::start().await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/nothing-here"),
+        (reqwest::Method::GET, "/v1/files"),
+        (reqwest::Method::GET, "/v1/files/f1/content/extra"),
+        (reqwest::Method::DELETE, "/v1/files/f1"),
+        (reqwest::Method::GET, "/v1/uploads"),
+    ] {
+        // With and without a token: routing comes first, as in API Gateway.
+        for token in [None, Some(token_for("acme", "alice"))] {
+            let mut request = gateway.client.request(method.clone(), gateway.url(path));
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 404, "{method} {path}");
+            assert_eq!(json_body(response).await, json!({"message": "Not Found"}));
+        }
+    }
+    assert_eq!(gateway.calls.load(Ordering::SeqCst), 0);
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_body_round_trips_byte_for_byte() {
+    let gateway = TestGateway::start().await;
+    let payload: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+
+    // The handler sees the bytes (sent base64-encoded in the event, decoded by lambda_http).
+    let seen = json_body(
+        gateway
+            .client
+            .post(gateway.url("/v1/uploads"))
+            .bearer_auth(token_for("acme", "alice"))
+            .header("content-type", "application/octet-stream")
+            .body(payload.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(seen["body_kind"], "binary");
+    assert_eq!(
+        BASE64
+            .decode(seen["body_base64"].as_str().unwrap())
+            .unwrap(),
+        payload
+    );
+
+    // And a binary response comes back unchanged.
+    let response = gateway
+        .client
+        .post(gateway.url("/v1/uploads"))
+        .bearer_auth(token_for("acme", "alice"))
+        .header("content-type", "application/octet-stream")
+        .header("x-echo-raw", "1")
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/octet-stream"
+    );
+    assert_eq!(response.bytes().await.unwrap().to_vec(), payload);
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn json_body_arrives_as_text_and_cookies_as_a_cookie_header() {
+    let gateway = TestGateway::start().await;
+    let body = r#"{"name":"report.pdf","size":12}"#;
+    let seen = json_body(
+        gateway
+            .client
+            .post(gateway.url("/v1/uploads"))
+            .bearer_auth(token_for("acme", "alice"))
+            .header("content-type", "application/json")
+            .header("cookie", "a=1; b=2")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(seen["body_kind"], "text");
+    assert_eq!(
+        BASE64
+            .decode(seen["body_base64"].as_str().unwrap())
+            .unwrap(),
+        body.as_bytes()
+    );
+    assert_eq!(seen["cookie"], "a=1; b=2");
+    assert_eq!(seen["route_key"], "POST /v1/uploads");
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn bodies_over_10_mb_are_refused_with_413() {
+    let gateway = TestGateway::start().await;
+    let response = gateway
+        .client
+        .post(gateway.url("/v1/uploads"))
+        .bearer_auth(token_for("acme", "alice"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; MAX_REQUEST_BODY_BYTES + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(gateway.calls.load(Ordering::SeqCst), 0);
+
+    let at_limit = gateway
+        .client
+        .post(gateway.url("/v1/uploads"))
+        .bearer_auth(token_for("acme", "alice"))
+        .header("content-type", "application/octet-stream")
+        .header("x-echo-raw", "1")
+        .body(vec![7u8; MAX_REQUEST_BODY_BYTES])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(at_limit.status(), 200);
+    assert_eq!(
+        at_limit.bytes().await.unwrap().len(),
+        MAX_REQUEST_BODY_BYTES
+    );
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_handlers_time_out_with_503_and_panics_give_500() {
+    let gateway = TestGateway::start_with(
+        |handlers| {
+            handlers.insert(
+                "get-file".into(),
+                route_handler(|_request| async {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    lambda_http::Response::new(Body::Empty)
+                }),
+            );
+            handlers.insert(
+                "download-file".into(),
+                route_handler(|_request| async { panic!("handler bug") }),
+            );
+        },
+        Duration::from_millis(300),
+    )
+    .await;
+
+    let slow = gateway.get_authorized("/v1/files/f1").await;
+    assert_eq!(slow.status(), 503);
+    assert_eq!(
+        json_body(slow).await,
+        json!({"message": "Service Unavailable"})
+    );
+
+    let panicking = gateway.get_authorized("/v1/files/f1/content").await;
+    assert_eq!(panicking.status(), 500);
+    assert_eq!(
+        json_body(panicking).await,
+        json!({"message": "Internal Server Error"})
+    );
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn gateway_new_fails_when_a_route_has_no_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut handlers: HashMap<String, RouteHandler> = HashMap::new();
+    for route in template_routes() {
+        handlers.insert(route.binary.clone(), echo_handler("x", Arc::clone(&calls)));
+    }
+    handlers.remove("get-file");
+    match Gateway::new(template_routes(), handlers, authorizer()) {
+        Err(GatewayError::MissingHandler { binary, route_key }) => {
+            assert_eq!(binary, "get-file");
+            assert_eq!(route_key, "GET /v1/files/{file_id}");
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a route without a handler must be refused"),
+    }
+}

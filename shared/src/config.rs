@@ -1,0 +1,139 @@
+//! Every setting of the service, read from the environment in one place.
+//!
+//! The same binaries run on AWS (values from the SAM template), under the local stack and under
+//! `sam local` (values from `infra/env.local.json`). AWS endpoints and credentials are not here: the
+//! SDK reads its standard variables (`AWS_REGION`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_DYNAMODB`, ...).
+
+use std::time::Duration;
+
+/// Settings shared by all functions.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `FILES_TABLE_NAME` (required): the DynamoDB table holding files, revisions and upload sessions.
+    pub table_name: String,
+    /// `FILES_BUCKET_NAME` (required): the S3 bucket holding file contents and thumbnails.
+    pub bucket_name: String,
+    /// `FILES_TENANT_CLAIM` (default `tenant_id`): the JWT claim that names the caller's tenant.
+    pub tenant_claim: String,
+    /// `FILES_UPLOAD_URL_TTL_SECONDS` (default 900): how long a presigned upload URL stays valid.
+    pub upload_url_ttl: Duration,
+    /// `FILES_DOWNLOAD_URL_TTL_SECONDS` (default 900): how long a presigned download URL stays valid.
+    pub download_url_ttl: Duration,
+    /// `FILES_MAX_UPLOAD_BYTES` (default 5 GiB, S3's single-PUT limit): largest file accepted.
+    pub max_upload_bytes: u64,
+    /// `FILES_S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, needed by local S3 endpoints
+    /// that are addressed by IP.
+    pub s3_force_path_style: bool,
+}
+
+/// A setting that is missing or cannot be parsed; the function refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// S3 accepts a single PUT of at most 5 GiB.
+pub const S3_MAX_SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let parsed = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: format!("{e}"),
+                }),
+            }
+        };
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            match lookup(name).as_deref().map(str::trim) {
+                None | Some("") | Some("false") | Some("0") => Ok(false),
+                Some("true") | Some("1") => Ok(true),
+                Some(other) => Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("expected true or false, got {other:?}"),
+                }),
+            }
+        };
+        let ttl = |name: &'static str| -> Result<Duration, ConfigError> {
+            let secs = parsed(name, 900)?;
+            // SigV4 presigned URLs cannot live longer than 7 days.
+            if secs == 0 || secs > 7 * 24 * 3600 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be between 1 and 604800 seconds".into(),
+                });
+            }
+            Ok(Duration::from_secs(secs))
+        };
+        Ok(Config {
+            table_name: required("FILES_TABLE_NAME")?,
+            bucket_name: required("FILES_BUCKET_NAME")?,
+            tenant_claim: lookup("FILES_TENANT_CLAIM")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "tenant_id".to_string()),
+            upload_url_ttl: ttl("FILES_UPLOAD_URL_TTL_SECONDS")?,
+            download_url_ttl: ttl("FILES_DOWNLOAD_URL_TTL_SECONDS")?,
+            max_upload_bytes: parsed("FILES_MAX_UPLOAD_BYTES", S3_MAX_SINGLE_PUT_BYTES)?,
+            s3_force_path_style: flag("FILES_S3_FORCE_PATH_STYLE")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_settings_are_given() {
+        let c = config(&[("FILES_TABLE_NAME", "t"), ("FILES_BUCKET_NAME", "b")]).unwrap();
+        assert_eq!(c.tenant_claim, "tenant_id");
+        assert_eq!(c.upload_url_ttl, Duration::from_secs(900));
+        assert_eq!(c.max_upload_bytes, S3_MAX_SINGLE_PUT_BYTES);
+        assert!(!c.s3_force_path_style);
+    }
+
+    #[test]
+    fn missing_table_is_an_error_naming_the_variable() {
+        let err = config(&[("FILES_BUCKET_NAME", "b")]).unwrap_err();
+        assert!(err.to_string().contains("FILES_TABLE_NAME"));
+    }
+
+    #[test]
+    fn invalid_numbers_and_flags_are_refused() {
+        let base = [("FILES_TABLE_NAME", "t"), ("FILES_BUCKET_NAME", "b")];
+        let mut bad_ttl = base.to_vec();
+        bad_ttl.push(("FILES_UPLOAD_URL_TTL_SECONDS", "0"));
+        assert!(config(&bad_ttl).is_err());
+        let mut bad_flag = base.to_vec();
+        bad_flag.push(("FILES_S3_FORCE_PATH_STYLE", "yes please"));
+        assert!(config(&bad_flag).is_err());
+        let mut bad_size = base.to_vec();
+        bad_size.push(("FILES_MAX_UPLOAD_BYTES", "-1"));
+        assert!(config(&bad_size).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! A file: what the client attached, and the state of its content.
+
+use super::time::{Timestamp, rfc3339_millis};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where a file is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Created by `POST /v1/uploads`; the content has not arrived (or not been processed) yet.
+    Pending,
+    /// The content arrived and passed the checks; it can be downloaded.
+    Ready,
+    /// The content arrived but did not match what was declared; it was deleted.
+    Rejected,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Pending => "pending",
+            FileStatus::Ready => "ready",
+            FileStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// The stored record of a file (one DynamoDB item, tenant-scoped key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub tenant_id: String,
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    /// Declared size while pending; the size S3 reports once ready.
+    pub size: u64,
+    pub status: FileStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// The current content revision: 0 until the first upload is processed, then 1, 2, ...
+    pub revision: u32,
+    /// S3 key of the current revision's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_key: Option<String>,
+    /// Lowercase hex SHA-256 of the content, when the client declared one (S3 verified it on upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+    #[serde(with = "rfc3339_millis")]
+    pub created_at: Timestamp,
+    pub created_by: String,
+    #[serde(with = "rfc3339_millis")]
+    pub updated_at: Timestamp,
+    /// Bumped by every change to the record: the basis of the ETag and of conditional writes.
+    pub version: u64,
+}
+
+impl FileRecord {
+    /// The strong ETag of the record's representation.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.id, self.version)
+    }
+
+    pub fn view(&self) -> FileView<'_> {
+        FileView {
+            id: &self.id,
+            name: &self.name,
+            content_type: &self.content_type,
+            size: self.size,
+            status: self.status,
+            parent: self.parent.as_deref(),
+            tags: &self.tags,
+            metadata: &self.metadata,
+            revision: self.revision,
+            sha256: self.sha256.as_deref(),
+            rejection_reason: self.rejection_reason.as_deref(),
+            created_at: super::time::format(&self.created_at),
+            created_by: &self.created_by,
+            updated_at: super::time::format(&self.updated_at),
+        }
+    }
+}
+
+/// What clients see of a file: no tenant, no storage keys, no internal version counter.
+#[derive(Debug, Serialize)]
+pub struct FileView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub content_type: &'a str,
+    pub size: u64,
+    pub status: FileStatus,
+    pub parent: Option<&'a str>,
+    pub tags: &'a [String],
+    pub metadata: &'a BTreeMap<String, String>,
+    pub revision: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<&'a str>,
+    pub created_at: String,
+    pub created_by: &'a str,
+    pub updated_at: String,
+}
+
+impl FileRecord {
+    /// The record after an accepted upload: the next revision, with the landed object's size.
+    pub fn with_new_revision(
+        &self,
+        object_key: &str,
+        size: u64,
+        content_type: &str,
+        sha256: Option<&str>,
+        at: Timestamp,
+    ) -> FileRecord {
+        FileRecord {
+            size,
+            content_type: content_type.to_string(),
+            status: FileStatus::Ready,
+            revision: self.revision + 1,
+            object_key: Some(object_key.to_string()),
+            sha256: sha256.map(str::to_string),
+            rejection_reason: None,
+            updated_at: at,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// The record after a refused upload. A file that never had content becomes `rejected`; a file
+    /// with a current revision keeps it (the refused upload was only a replacement attempt).
+    pub fn with_rejected_upload(&self, reason: &str, at: Timestamp) -> FileRecord {
+        if self.revision > 0 {
+            return FileRecord {
+                updated_at: at,
+                version: self.version + 1,
+                ..self.clone()
+            };
+        }
+        FileRecord {
+            status: FileStatus::Rejected,
+            rejection_reason: Some(reason.to_string()),
+            updated_at: at,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+}

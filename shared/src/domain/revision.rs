@@ -1,0 +1,21 @@
+//! A revision: one version of a file's content. Revisions are numbered 1, 2, ... per file and kept
+//! beside the file record, so the history survives replacements.
+
+use super::time::{Timestamp, rfc3339_millis};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevisionRecord {
+    pub tenant_id: String,
+    pub file_id: String,
+    pub revision: u32,
+    pub upload_id: String,
+    pub object_key: String,
+    pub size: u64,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(with = "rfc3339_millis")]
+    pub created_at: Timestamp,
+    pub created_by: String,
+}

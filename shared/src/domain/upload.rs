@@ -1,0 +1,165 @@
+//! An upload session: the promise, made by `POST /v1/uploads`, that one object of a declared size and
+//! type will land at one server-chosen key for one file.
+
+use super::time::{Timestamp, rfc3339_millis};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadStatus {
+    /// Waiting for the object (or for its S3 event).
+    Pending,
+    /// The object was checked and became a revision of the file.
+    Completed,
+    /// The object did not match the declaration and was deleted.
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadSession {
+    pub tenant_id: String,
+    pub upload_id: String,
+    pub file_id: String,
+    pub object_key: String,
+    pub declared_size: u64,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub status: UploadStatus,
+    pub created_by: String,
+    #[serde(with = "rfc3339_millis")]
+    pub created_at: Timestamp,
+    /// When the presigned URL stops working.
+    #[serde(with = "rfc3339_millis")]
+    pub expires_at: Timestamp,
+}
+
+/// Why a landed object was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    SizeMismatch { declared: u64, actual: u64 },
+    ContentTypeMismatch { declared: String, actual: String },
+    ChecksumMismatch,
+}
+
+impl Rejection {
+    /// Stable code shown to clients as the file's `rejection_reason`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::SizeMismatch { .. } => "size_mismatch",
+            Rejection::ContentTypeMismatch { .. } => "content_type_mismatch",
+            Rejection::ChecksumMismatch => "checksum_mismatch",
+        }
+    }
+}
+
+/// What S3 reports about the landed object, as far as the checks need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LandedObject<'a> {
+    pub size: u64,
+    pub content_type: Option<&'a str>,
+    /// Base64 SHA-256 as S3 reports it (present when the upload carried one).
+    pub checksum_sha256: Option<&'a str>,
+}
+
+/// Checks a landed object against its session's declaration. The upload URL already binds size,
+/// type and checksum, but the object is re-checked: trust the signature, verify the result.
+pub fn check_landed_object(
+    session: &UploadSession,
+    object: &LandedObject<'_>,
+) -> Result<(), Rejection> {
+    if object.size != session.declared_size {
+        return Err(Rejection::SizeMismatch {
+            declared: session.declared_size,
+            actual: object.size,
+        });
+    }
+    if let Some(actual) = object.content_type
+        && !actual.eq_ignore_ascii_case(&session.content_type)
+    {
+        return Err(Rejection::ContentTypeMismatch {
+            declared: session.content_type.clone(),
+            actual: actual.to_string(),
+        });
+    }
+    if let Some(declared_hex) = &session.sha256 {
+        use base64::Engine;
+        let declared = hex::decode(declared_hex).unwrap_or_default();
+        let actual = object
+            .checksum_sha256
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok());
+        if actual.as_deref() != Some(declared.as_slice()) {
+            return Err(Rejection::ChecksumMismatch);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn session(sha256: Option<&str>) -> UploadSession {
+        let now = crate::domain::time::now();
+        UploadSession {
+            tenant_id: "acme".into(),
+            upload_id: "u".into(),
+            file_id: "f".into(),
+            object_key: "k".into(),
+            declared_size: 5,
+            content_type: "text/plain".into(),
+            sha256: sha256.map(str::to_string),
+            status: UploadStatus::Pending,
+            created_by: "alice".into(),
+            created_at: now,
+            expires_at: now,
+        }
+    }
+
+    #[test]
+    fn matching_object_is_accepted() {
+        let object = LandedObject {
+            size: 5,
+            content_type: Some("text/plain"),
+            checksum_sha256: None,
+        };
+        assert_eq!(check_landed_object(&session(None), &object), Ok(()));
+    }
+
+    #[test]
+    fn size_lie_is_rejected() {
+        let object = LandedObject {
+            size: 6,
+            content_type: Some("text/plain"),
+            checksum_sha256: None,
+        };
+        let err = check_landed_object(&session(None), &object).unwrap_err();
+        assert_eq!(err.code(), "size_mismatch");
+    }
+
+    #[test]
+    fn checksum_is_compared_as_bytes() {
+        let hex_digest = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let b64 =
+            base64::engine::general_purpose::STANDARD.encode(hex::decode(hex_digest).unwrap());
+        let good = LandedObject {
+            size: 5,
+            content_type: None,
+            checksum_sha256: Some(&b64),
+        };
+        assert_eq!(
+            check_landed_object(&session(Some(hex_digest)), &good),
+            Ok(())
+        );
+        let missing = LandedObject {
+            size: 5,
+            content_type: None,
+            checksum_sha256: None,
+        };
+        assert_eq!(
+            check_landed_object(&session(Some(hex_digest)), &missing),
+            Err(Rejection::ChecksumMismatch)
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! Validation of what clients send. Each function returns the value to store, or the
+//! [`ApiError::InvalidField`] that tells the client which field is wrong and why.
+
+use crate::error::ApiError;
+use std::collections::BTreeMap;
+
+pub const MAX_NAME_CHARS: usize = 255;
+pub const MAX_PARENT_CHARS: usize = 256;
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_CHARS: usize = 64;
+pub const MAX_METADATA_KEYS: usize = 32;
+pub const MAX_METADATA_KEY_CHARS: usize = 64;
+pub const MAX_METADATA_VALUE_CHARS: usize = 1024;
+pub const MAX_CONTENT_TYPE_LEN: usize = 255;
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ApiError {
+    ApiError::InvalidField {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Control characters (C0, DEL, C1) break headers, logs and terminals wherever a name is shown.
+fn has_control_chars(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// A file name as shown to people: 1 to 255 characters, no control characters, no `/` (the parent
+/// says where a file is), not `.` or `..`, no leading or trailing white space.
+pub fn file_name(name: &str) -> Result<String, ApiError> {
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(invalid("name", "must not be empty"));
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(invalid(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters, got {chars}"),
+        ));
+    }
+    if has_control_chars(name) {
+        return Err(invalid("name", "must not contain control characters"));
+    }
+    if name.contains('/') {
+        return Err(invalid("name", "must not contain '/'"));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid("name", "must not be '.' or '..'"));
+    }
+    if name.trim() != name {
+        return Err(invalid("name", "must not start or end with white space"));
+    }
+    Ok(name.to_string())
+}
+
+/// The size the client declares; S3 enforces it (it is signed into the upload URL).
+pub fn file_size(size: u64, limit: u64) -> Result<u64, ApiError> {
+    if size > limit {
+        return Err(ApiError::FileTooLarge { size, limit });
+    }
+    Ok(size)
+}
+
+/// RFC 9110 token characters.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// A media type `type/subtype` with optional `; name=value` parameters. The type and subtype are
+/// lower-cased (they are case-insensitive), parameters are kept as sent. The result is signed into
+/// the upload URL, so the client must send exactly this value.
+pub fn content_type(value: &str) -> Result<String, ApiError> {
+    if value.len() > MAX_CONTENT_TYPE_LEN {
+        return Err(invalid(
+            "content_type",
+            format!("must be at most {MAX_CONTENT_TYPE_LEN} bytes"),
+        ));
+    }
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return Err(invalid("content_type", "must look like type/subtype"));
+    };
+    if !is_token(kind) || !is_token(subtype) {
+        return Err(invalid("content_type", "must look like type/subtype"));
+    }
+    let mut normalized = format!(
+        "{}/{}",
+        kind.to_ascii_lowercase(),
+        subtype.to_ascii_lowercase()
+    );
+    for param in parts {
+        let param = param.trim();
+        let Some((name, value)) = param.split_once('=') else {
+            return Err(invalid(
+                "content_type",
+                "parameters must look like name=value",
+            ));
+        };
+        let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
+        if !is_token(name) || !(is_token(value) || quoted) || has_control_chars(value) {
+            return Err(invalid(
+                "content_type",
+                "parameters must look like name=value",
+            ));
+        }
+        normalized.push_str("; ");
+        normalized.push_str(&name.to_ascii_lowercase());
+        normalized.push('=');
+        normalized.push_str(value);
+    }
+    Ok(normalized)
+}
+
+/// The id of what the file is attached to (a case, a project, a post): opaque to this service.
+pub fn parent(parent: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(parent) = parent else {
+        return Ok(None);
+    };
+    let chars = parent.chars().count();
+    if chars == 0 || chars > MAX_PARENT_CHARS {
+        return Err(invalid(
+            "parent",
+            format!("must be 1 to {MAX_PARENT_CHARS} characters"),
+        ));
+    }
+    if has_control_chars(parent) {
+        return Err(invalid("parent", "must not contain control characters"));
+    }
+    Ok(Some(parent.to_string()))
+}
+
+/// Tags: at most 20, each 1 to 64 characters without control characters; duplicates are dropped,
+/// the first order kept.
+pub fn tags(tags: Option<&[String]>) -> Result<Vec<String>, ApiError> {
+    let tags = tags.unwrap_or_default();
+    if tags.len() > MAX_TAGS {
+        return Err(invalid("tags", format!("at most {MAX_TAGS} tags")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let chars = tag.chars().count();
+        if chars == 0 || chars > MAX_TAG_CHARS || tag.trim() != tag {
+            return Err(invalid(
+                "tags",
+                format!(
+                    "each tag must be 1 to {MAX_TAG_CHARS} characters, without surrounding white space"
+                ),
+            ));
+        }
+        if has_control_chars(tag) {
+            return Err(invalid("tags", "tags must not contain control characters"));
+        }
+        if !out.contains(tag) {
+            out.push(tag.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Custom metadata: at most 32 keys of letters, digits, `-`, `_` and `.` (1 to 64 characters) with
+/// string values of at most 1024 characters. Bounded because it lives in one DynamoDB item (400 KB).
+pub fn metadata(
+    metadata: Option<&BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(metadata) = metadata else {
+        return Ok(BTreeMap::new());
+    };
+    if metadata.len() > MAX_METADATA_KEYS {
+        return Err(invalid(
+            "metadata",
+            format!("at most {MAX_METADATA_KEYS} keys"),
+        ));
+    }
+    for (key, value) in metadata {
+        let key_ok = !key.is_empty()
+            && key.len() <= MAX_METADATA_KEY_CHARS
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !key_ok {
+            return Err(invalid(
+                "metadata",
+                format!(
+                    "key {key:?} must be 1 to {MAX_METADATA_KEY_CHARS} letters, digits, '-', '_' or '.'"
+                ),
+            ));
+        }
+        if value.chars().count() > MAX_METADATA_VALUE_CHARS || has_control_chars(value) {
+            return Err(invalid(
+                "metadata",
+                format!(
+                    "value of {key:?} must be at most {MAX_METADATA_VALUE_CHARS} characters without control characters"
+                ),
+            ));
+        }
+    }
+    Ok(metadata.clone())
+}
+
+/// A SHA-256 digest as 64 hex digits; stored lower-case.
+pub fn sha256_hex(value: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid("sha256", "must be 64 hexadecimal digits"));
+    }
+    Ok(Some(value.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(r: Result<impl std::fmt::Debug, ApiError>) -> &'static str {
+        r.unwrap_err().code()
+    }
+
+    #[test]
+    fn names_people_use_are_accepted() {
+        for ok in [
+            "report.pdf",
+            "Q3 plan (final).xlsx",
+            "日本語.txt",
+            "a",
+            &"x".repeat(255),
+            "quote\"s;and=semis.txt",
+        ] {
+            assert_eq!(file_name(ok).unwrap(), ok);
+        }
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_a_reason() {
+        let too_long = "x".repeat(256);
+        for bad in [
+            "",
+            too_long.as_str(),
+            "a\nb",
+            "tab\tname",
+            "nul\0",
+            "a/b",
+            ".",
+            "..",
+            " padded",
+            "del\u{7f}",
+        ] {
+            assert_eq!(code_of(file_name(bad)), "invalid_field", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn content_types_are_normalized_or_refused() {
+        assert_eq!(content_type("Image/PNG").unwrap(), "image/png");
+        assert_eq!(
+            content_type("text/plain;charset=UTF-8").unwrap(),
+            "text/plain; charset=UTF-8"
+        );
+        for bad in [
+            "",
+            "png",
+            "image/",
+            "/png",
+            "image/png; charset",
+            "text/plain\r\nx: y",
+            "a b/c",
+        ] {
+            assert_eq!(code_of(content_type(bad)), "invalid_field", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn size_over_the_limit_is_413() {
+        assert_eq!(file_size(10, 10).unwrap(), 10);
+        let err = file_size(11, 10).unwrap_err();
+        assert_eq!(err.status(), 413);
+    }
+
+    #[test]
+    fn tags_are_bounded_and_deduplicated() {
+        let t = vec!["a".to_string(), "b".to_string(), "a".to_string()];
+        assert_eq!(tags(Some(&t)).unwrap(), vec!["a", "b"]);
+        let many: Vec<String> = (0..21).map(|i| i.to_string()).collect();
+        assert!(tags(Some(&many)).is_err());
+        assert!(tags(Some(&["".to_string()])).is_err());
+    }
+
+    #[test]
+    fn metadata_keys_and_values_are_bounded() {
+        let mut m = BTreeMap::new();
+        m.insert("case-id".to_string(), "42".to_string());
+        assert_eq!(metadata(Some(&m)).unwrap(), m);
+        let mut bad = BTreeMap::new();
+        bad.insert("has space".to_string(), "x".to_string());
+        assert!(metadata(Some(&bad)).is_err());
+        let too_many: BTreeMap<String, String> =
+            (0..33).map(|i| (format!("k{i}"), String::new())).collect();
+        assert!(metadata(Some(&too_many)).is_err());
+    }
+
+    #[test]
+    fn sha256_must_be_64_hex_digits() {
+        let upper = "A".repeat(64);
+        assert_eq!(sha256_hex(Some(&upper)).unwrap().unwrap(), "a".repeat(64));
+        assert!(sha256_hex(Some("abc")).is_err());
+        assert!(sha256_hex(Some(&"g".repeat(64))).is_err());
+    }
+}

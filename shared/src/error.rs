@@ -1,0 +1,190 @@
+//! The one error type of the HTTP routes, and its mapping to RFC 9457 problem+json.
+//!
+//! Every failure a handler can meet ends here. Clients get a stable machine-readable `code`, a title
+//! and a detail that is safe to show; internal error text (SDK errors, bugs) is logged with the request
+//! id and never returned.
+
+use http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+/// A boxed error from an adapter or a bug: logged, answered as a bare 500.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON, or not the JSON object the route expects.
+    #[error("malformed JSON body: {0}")]
+    MalformedJson(String),
+    /// The body parsed but a field is missing, unknown or of the wrong type.
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    /// A field has a value the API does not accept.
+    #[error("invalid {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    /// A query or path parameter has a value the API does not accept.
+    #[error("invalid parameter {name}: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+    /// The request reached the function without verified JWT claims (the authorizer is bypassed).
+    #[error("missing authorization")]
+    Unauthenticated,
+    /// The token is valid but carries no usable tenant claim.
+    #[error("the token carries no valid tenant claim {claim}")]
+    MissingTenant { claim: String },
+    /// No such resource for this tenant (also what another tenant's resource looks like).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The file exists but its content is not available yet (still uploading or processing).
+    #[error("file is not ready: {status}")]
+    FileNotReady { status: String },
+    /// The declared size is over the configured limit.
+    #[error("file of {size} bytes is over the limit of {limit} bytes")]
+    FileTooLarge { size: u64, limit: u64 },
+    /// Adapter failure or bug. The source is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(#[source] BoxError),
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    problem_type: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+}
+
+impl ApiError {
+    pub fn internal(e: impl Into<BoxError>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidBody(_) | ApiError::InvalidField { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::MissingTenant { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::FileNotReady { .. } => StatusCode::CONFLICT,
+            ApiError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code; clients switch on this, so never rename one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::MissingTenant { .. } => "missing_tenant",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::FileNotReady { .. } => "file_not_ready",
+            ApiError::FileTooLarge { .. } => "file_too_large",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "Malformed JSON",
+            ApiError::InvalidBody(_) => "Invalid request body",
+            ApiError::InvalidField { .. } => "Invalid field",
+            ApiError::InvalidParameter { .. } => "Invalid parameter",
+            ApiError::Unauthenticated => "Unauthenticated",
+            ApiError::MissingTenant { .. } => "No tenant in token",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::FileNotReady { .. } => "File not ready",
+            ApiError::FileTooLarge { .. } => "File too large",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+
+    /// The detail shown to the client: for internal errors, nothing of the cause.
+    fn public_detail(&self) -> String {
+        match self {
+            ApiError::Internal(_) => {
+                "The request could not be completed. It has been logged; try again later.".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Builds the problem+json response; internal errors are logged here, once.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        if let ApiError::Internal(source) = &self {
+            tracing::error!(error = %source, debug = ?source, "internal error");
+        } else {
+            tracing::info!(code = self.code(), detail = %self, "request refused");
+        }
+        let problem = Problem {
+            problem_type: format!("/problems/{}", self.code()),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.public_detail(),
+            code: self.code(),
+        };
+        let body = serde_json::to_string(&problem).unwrap_or_else(|_| "{}".into());
+        let mut builder = Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "application/problem+json");
+        if status == StatusCode::UNAUTHORIZED {
+            builder = builder.header(http::header::WWW_AUTHENTICATE, "Bearer");
+        }
+        builder
+            .body(Body::Text(body))
+            .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_json(resp: &Response<Body>) -> serde_json::Value {
+        match resp.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let resp =
+            ApiError::internal("dynamodb: table files-prod throttled at 10.0.0.1").into_response();
+        assert_eq!(resp.status(), 500);
+        let body = body_json(&resp);
+        assert_eq!(body["code"], "internal_error");
+        let text = body.to_string();
+        assert!(!text.contains("files-prod"), "{text}");
+        assert!(!text.contains("10.0.0.1"), "{text}");
+    }
+
+    #[test]
+    fn problem_has_rfc9457_members_and_content_type() {
+        let resp = ApiError::InvalidField {
+            field: "name",
+            reason: "must not be empty".into(),
+        }
+        .into_response();
+        assert_eq!(resp.status(), 422);
+        assert_eq!(
+            resp.headers()[http::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = body_json(&resp);
+        assert_eq!(body["status"], 422);
+        assert_eq!(body["code"], "invalid_field");
+        assert_eq!(body["type"], "/problems/invalid_field");
+        assert!(body["detail"].as_str().unwrap().contains("name"));
+    }
+}

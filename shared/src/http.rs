@@ -1,0 +1,84 @@
+//! Request parsing and response building for API Gateway HTTP API (payload 2.0) handlers.
+
+use crate::error::ApiError;
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Parses a JSON request body. Syntax errors are 400 `malformed_json`; a body of the wrong shape
+/// (missing or unknown fields, wrong types, negative sizes) is 422 `invalid_body`.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MalformedJson("the request body is empty".into()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::InvalidBody(e.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::MalformedJson(e.to_string())
+            }
+        }
+    })
+}
+
+/// A file id from the path. A value that cannot be an id cannot exist: 404, as for a missing file.
+pub fn file_id_param(req: &Request) -> Result<String, ApiError> {
+    let params = req.path_parameters();
+    let id = params.first("file_id").unwrap_or_default();
+    if !crate::domain::ids::is_valid_id(id) {
+        return Err(ApiError::NotFound("file"));
+    }
+    Ok(id.to_string())
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_string)
+}
+
+pub fn json_response<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+) -> Result<Response<Body>, ApiError> {
+    let body = serde_json::to_string(value).map_err(ApiError::internal)?;
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(body))
+        .map_err(ApiError::internal)
+}
+
+/// 302 to a presigned URL. Not cacheable: the URL expires.
+pub fn redirect(location: &str) -> Result<Response<Body>, ApiError> {
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, location)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::Empty)
+        .map_err(ApiError::internal)
+}
+
+/// True when an `If-None-Match` header lists `etag` (or `*`).
+pub fn if_none_match(req: &Request, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v: &HeaderValue| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+/// Turns a handler's result into the response: errors become problem+json here, in one place.
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(ApiError::into_response)
+}

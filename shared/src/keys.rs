@@ -1,0 +1,106 @@
+//! How records and objects are keyed. Every key starts with the tenant, so a request can only ever
+//! address its own tenant's data; ids and tenants are validated before they reach a key.
+//!
+//! DynamoDB (one table; see docs/table-design.md):
+//! - file record        pk `T#<tenant>#F#<file>`    sk `FILE`
+//! - file revision      pk `T#<tenant>#F#<file>`    sk `REV#<revision, 10 digits>`
+//! - upload session     pk `T#<tenant>#U#<upload>`  sk `UPLOAD`
+//! - gsi1 (by parent)   `T#<tenant>#P[#<parent>]`   / `<created_at>#<file>`
+//! - gsi2 (by tenant)   `T#<tenant>`                / `<updated_at>#<file>`
+//!
+//! S3: content at `uploads/<tenant>/<file>/<upload>`: the upload id makes every revision's object
+//! distinct, and the `uploads/` prefix is what the S3 notification listens to.
+
+use crate::domain::time::{Timestamp, format};
+
+pub const FILE_SK: &str = "FILE";
+pub const UPLOAD_SK: &str = "UPLOAD";
+pub const UPLOAD_PREFIX: &str = "uploads/";
+
+pub fn file_pk(tenant: &str, file_id: &str) -> String {
+    format!("T#{tenant}#F#{file_id}")
+}
+
+pub fn revision_sk(revision: u32) -> String {
+    format!("REV#{revision:010}")
+}
+
+pub fn upload_pk(tenant: &str, upload_id: &str) -> String {
+    format!("T#{tenant}#U#{upload_id}")
+}
+
+pub fn parent_gsi_pk(tenant: &str, parent: Option<&str>) -> String {
+    match parent {
+        Some(parent) => format!("T#{tenant}#P#{parent}"),
+        None => format!("T#{tenant}#P"),
+    }
+}
+
+pub fn tenant_gsi_pk(tenant: &str) -> String {
+    format!("T#{tenant}")
+}
+
+pub fn time_sort_key(at: &Timestamp, file_id: &str) -> String {
+    format!("{}#{file_id}", format(at))
+}
+
+pub fn object_key(tenant: &str, file_id: &str, upload_id: &str) -> String {
+    format!("{UPLOAD_PREFIX}{tenant}/{file_id}/{upload_id}")
+}
+
+/// The parts of an upload object key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadObjectKey {
+    pub tenant_id: String,
+    pub file_id: String,
+    pub upload_id: String,
+}
+
+/// Parses a (decoded) object key; `None` for keys this service did not choose.
+pub fn parse_object_key(key: &str) -> Option<UploadObjectKey> {
+    let rest = key.strip_prefix(UPLOAD_PREFIX)?;
+    let mut parts = rest.split('/');
+    let (tenant, file, upload) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || !crate::principal::is_valid_tenant_id(tenant)
+        || !crate::domain::ids::is_valid_id(file)
+        || !crate::domain::ids::is_valid_id(upload)
+    {
+        return None;
+    }
+    Some(UploadObjectKey {
+        tenant_id: tenant.to_string(),
+        file_id: file.to_string(),
+        upload_id: upload.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::new_id;
+
+    #[test]
+    fn object_keys_round_trip() {
+        let (f, u) = (new_id(), new_id());
+        let key = object_key("acme", &f, &u);
+        let parsed = parse_object_key(&key).unwrap();
+        assert_eq!(parsed.tenant_id, "acme");
+        assert_eq!(parsed.file_id, f);
+        assert_eq!(parsed.upload_id, u);
+    }
+
+    #[test]
+    fn keys_not_chosen_by_the_service_are_ignored() {
+        let (f, u) = (new_id(), new_id());
+        assert!(parse_object_key(&format!("thumbnails/acme/{f}/{u}")).is_none());
+        assert!(parse_object_key(&format!("uploads/acme/{f}/{u}/extra")).is_none());
+        assert!(parse_object_key(&format!("uploads/ac#me/{f}/{u}")).is_none());
+        assert!(parse_object_key(&format!("uploads/acme/{f}/not-an-id")).is_none());
+    }
+
+    #[test]
+    fn revision_sort_keys_sort_numerically() {
+        assert!(revision_sk(9) < revision_sk(10));
+    }
+}

@@ -1,0 +1,220 @@
+//! S3 adapter: presigned upload and download URLs, and the checks on landed objects.
+//!
+//! Clients move bytes straight to and from S3; the API only signs. An upload URL is bound to one key,
+//! one exact size, one content type and (when declared) one SHA-256, so S3 itself refuses anything else.
+
+use crate::domain::time::Timestamp;
+use crate::error::BoxError;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use base64::Engine;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("transient S3 error: {0}")]
+    Transient(#[source] BoxError),
+    #[error("S3 error: {0}")]
+    Permanent(#[source] BoxError),
+}
+
+impl StorageError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StorageError::Transient(_))
+    }
+}
+
+impl From<StorageError> for crate::error::ApiError {
+    fn from(e: StorageError) -> Self {
+        crate::error::ApiError::internal(e)
+    }
+}
+
+fn classify<E, R>(err: SdkError<E, R>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let transient = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => matches!(
+            s.err().code(),
+            Some("SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout")
+        ),
+        _ => false,
+    };
+    if transient {
+        StorageError::Transient(Box::new(err))
+    } else {
+        StorageError::Permanent(Box::new(err))
+    }
+}
+
+/// A presigned request and the headers the client must send with it (they are signed).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PresignedRequest {
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    #[serde(with = "crate::domain::time::rfc3339_millis")]
+    pub expires_at: Timestamp,
+}
+
+/// What S3 says about a stored object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub e_tag: Option<String>,
+    /// Base64 SHA-256, when the object was uploaded with one.
+    pub checksum_sha256: Option<String>,
+}
+
+/// The upload URL's constraints.
+#[derive(Debug, Clone)]
+pub struct UploadConstraints<'a> {
+    pub content_type: &'a str,
+    pub size: u64,
+    /// Lowercase hex; signed as `x-amz-checksum-sha256`, so S3 verifies the body against it.
+    pub sha256_hex: Option<&'a str>,
+}
+
+/// The download URL's response overrides.
+#[derive(Debug, Clone)]
+pub struct DownloadOverrides<'a> {
+    pub content_disposition: &'a str,
+    pub content_type: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectStorage {
+    client: Client,
+    bucket: String,
+}
+
+fn presigning(ttl: Duration) -> Result<PresigningConfig, StorageError> {
+    PresigningConfig::expires_in(ttl).map_err(|e| StorageError::Permanent(Box::new(e)))
+}
+
+fn expiry(ttl: Duration) -> Timestamp {
+    crate::domain::time::now() + chrono::Duration::from_std(ttl).unwrap_or_default()
+}
+
+impl ObjectStorage {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        ObjectStorage {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// A presigned single PUT for `key`, bound to the constraints.
+    pub async fn presign_upload(
+        &self,
+        key: &str,
+        constraints: &UploadConstraints<'_>,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        let size =
+            i64::try_from(constraints.size).map_err(|e| StorageError::Permanent(Box::new(e)))?;
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(constraints.content_type)
+            .content_length(size);
+        if let Some(hex_digest) = constraints.sha256_hex {
+            let digest =
+                hex::decode(hex_digest).map_err(|e| StorageError::Permanent(Box::new(e)))?;
+            request =
+                request.checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest));
+        }
+        let expires_at = expiry(ttl);
+        let presigned = request
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(classify)?;
+        Ok(PresignedRequest {
+            url: presigned.uri().to_string(),
+            headers: signed_headers(presigned.headers()),
+            expires_at,
+        })
+    }
+
+    /// A presigned GET for `key` whose response carries the given disposition and type.
+    pub async fn presign_download(
+        &self,
+        key: &str,
+        overrides: &DownloadOverrides<'_>,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        let expires_at = expiry(ttl);
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(overrides.content_disposition)
+            .response_content_type(overrides.content_type)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(classify)?;
+        Ok(PresignedRequest {
+            url: presigned.uri().to_string(),
+            headers: signed_headers(presigned.headers()),
+            expires_at,
+        })
+    }
+
+    /// HeadObject; `None` when the object does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(ObjectHead {
+                size: out.content_length.unwrap_or_default().max(0) as u64,
+                content_type: out.content_type,
+                e_tag: out.e_tag,
+                checksum_sha256: out.checksum_sha256,
+            })),
+            Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Deletes `key`; deleting a missing object succeeds, as in S3.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// The headers a client must send; `host` is left out, since every HTTP client sets it itself.
+fn signed_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, String> {
+    headers
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
+        .collect()
+}

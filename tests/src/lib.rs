@@ -1,0 +1,165 @@
+//! Harness for end-to-end tests: a whole local stack per test (own table, own bucket, own ports),
+//! talked to over HTTP like a client would.
+//!
+//! DynamoDB Local takes ~3 s to start, so the test script starts one for the whole run and passes
+//! its endpoint in `FILES_TEST_DYNAMODB_ENDPOINT`; without it each test starts its own.
+
+use local_stack::authorizer::{
+    DEFAULT_LOCAL_AUDIENCE, DEFAULT_LOCAL_ISSUER, DEFAULT_LOCAL_SECRET, JwtAuthorizerConfig,
+    mint_hs256,
+};
+use local_stack::dynamodb::DynamoDbLocalOptions;
+use local_stack::stack::{DynamoDbSource, LocalStack, StackOptions, local_config};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub const DYNAMODB_ENDPOINT_ENV: &str = "FILES_TEST_DYNAMODB_ENDPOINT";
+
+pub struct TestStack {
+    pub stack: LocalStack,
+    /// A client that does not follow redirects, so tests see the 302s.
+    pub http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl TestStack {
+    pub async fn start() -> TestStack {
+        let data = tempfile::tempdir().expect("temp dir");
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let dynamodb = match std::env::var(DYNAMODB_ENDPOINT_ENV) {
+            Ok(endpoint_url) if !endpoint_url.is_empty() => {
+                DynamoDbSource::Existing { endpoint_url }
+            }
+            _ => DynamoDbSource::Start(DynamoDbLocalOptions::default()),
+        };
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let options = StackOptions {
+            gateway_addr: any_port,
+            s3_addr: any_port,
+            dynamodb,
+            s3_root: data.path().join("s3"),
+            jwt: JwtAuthorizerConfig {
+                issuer: DEFAULT_LOCAL_ISSUER.to_string(),
+                audiences: vec![DEFAULT_LOCAL_AUDIENCE.to_string()],
+                hs256_secret: Some(DEFAULT_LOCAL_SECRET.to_string()),
+                jwks: None,
+            },
+            config: local_config(&format!("files-{suffix}"), &format!("files-{suffix}")),
+            event_retry_delays: vec![Duration::from_millis(50), Duration::from_millis(200)],
+        };
+        let stack = LocalStack::start(options)
+            .await
+            .expect("local stack starts");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        TestStack {
+            stack,
+            http,
+            _data: data,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.base_url())
+    }
+
+    /// A valid local token for `sub` in `tenant`, with the scopes the API knows.
+    pub fn token(&self, tenant: &str, sub: &str) -> String {
+        let now = chrono_now();
+        mint_hs256(
+            DEFAULT_LOCAL_SECRET,
+            &json!({
+                "iss": DEFAULT_LOCAL_ISSUER,
+                "aud": DEFAULT_LOCAL_AUDIENCE,
+                "sub": sub,
+                "tenant_id": tenant,
+                "scope": "files:read files:write",
+                "iat": now,
+                "exp": now + 3600,
+            }),
+        )
+    }
+
+    /// `POST /v1/uploads`; returns status and JSON body.
+    pub async fn create_upload(&self, token: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("/v1/uploads"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("create upload request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// PUTs `content` to an upload answer's URL with exactly the headers it lists.
+    pub async fn put_content(&self, upload: &Value, content: Vec<u8>) -> reqwest::Response {
+        let mut request = self.http.put(upload["url"].as_str().expect("url"));
+        for (name, value) in upload["headers"].as_object().expect("headers") {
+            request = request.header(name, value.as_str().expect("header value"));
+        }
+        request.body(content).send().await.expect("PUT to S3")
+    }
+
+    pub async fn get_file(&self, token: &str, file_id: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/v1/files/{file_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get file")
+    }
+
+    /// Polls the file until its status is `status` (S3 events are asynchronous), or panics.
+    pub async fn wait_for_status(&self, token: &str, file_id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let body: Value = self
+                .get_file(token, file_id)
+                .await
+                .json()
+                .await
+                .expect("json");
+            if body["status"] == status {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "file {file_id} never became {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes (no RNG dependency, same content every run).
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
