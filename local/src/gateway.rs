@@ -110,6 +110,17 @@ struct GatewayState {
     routes: Vec<BoundRoute>,
     authorizer: Arc<JwtAuthorizer>,
     integration_timeout: Duration,
+    documents: Vec<StaticDocument>,
+}
+
+/// A document the gateway serves itself to `GET`, without authorization, e.g. the
+/// OpenAPI description at `/openapi.yaml`. Only the local gateway does this; it is not an API route.
+#[derive(Debug, Clone)]
+pub struct StaticDocument {
+    /// Exact request path, e.g. `/openapi.yaml`.
+    pub path: String,
+    pub content_type: &'static str,
+    pub body: Bytes,
 }
 
 /// The routes, their handlers and the authorizer; [`Gateway::serve`] puts them on a socket.
@@ -150,6 +161,7 @@ impl Gateway {
                 routes: bound,
                 authorizer,
                 integration_timeout: DEFAULT_INTEGRATION_TIMEOUT,
+                documents: Vec::new(),
             },
         })
     }
@@ -157,6 +169,12 @@ impl Gateway {
     /// Replaces the 30 s integration timeout (tests use a short one).
     pub fn with_integration_timeout(mut self, timeout: Duration) -> Gateway {
         self.state.integration_timeout = timeout;
+        self
+    }
+
+    /// Also serves `document` (unauthenticated) at its path.
+    pub fn with_static_document(mut self, document: StaticDocument) -> Gateway {
+        self.state.documents.push(document);
         self
     }
 
@@ -330,6 +348,9 @@ impl GatewayState {
         local_port: u16,
         request_id: &str,
     ) -> Dispatched<'_> {
+        if let Some(document) = self.static_document(request.method(), request.uri().path()) {
+            return Dispatched::answer(document, None);
+        }
         let Some((bound, path_parameters)) =
             self.find_route(request.method(), request.uri().path())
         else {
@@ -418,6 +439,19 @@ impl GatewayState {
         };
 
         Dispatched::answer(self.invoke(bound, event).await, route_key)
+    }
+
+    fn static_document(&self, method: &Method, path: &str) -> Option<lambda_http::Response<Body>> {
+        if method != Method::GET {
+            return None;
+        }
+        let document = self.documents.iter().find(|d| d.path == path)?;
+        let mut response = lambda_http::Response::new(Body::Binary(document.body.to_vec()));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(document.content_type),
+        );
+        Some(response)
     }
 
     fn find_route(

@@ -724,6 +724,59 @@ impl EventingStore {
     }
 }
 
+impl EventingStore {
+    /// S3 refuses a part list whose ETags are not those of the uploaded parts (`InvalidPart`);
+    /// s3s-fs does not check them, so clients that send wrong ETags would pass here and fail on AWS.
+    async fn check_part_etags(&self, input: &CompleteMultipartUploadInput) -> S3Result<()> {
+        use s3s::crypto::{Checksum, Md5};
+        let parts = input
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.as_ref())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for part in parts {
+            let (Some(number), Some(given)) = (part.part_number, part.e_tag.as_ref()) else {
+                return Err(s3s::s3_error!(
+                    InvalidPart,
+                    "every part needs a number and an ETag"
+                ));
+            };
+            // s3s-fs keeps parts as `<root>/.upload_id-<id>.part-<n>`.
+            let path = self
+                .root
+                .join(format!(".upload_id-{}.part-{number}", input.upload_id));
+            let Ok(mut file) = tokio::fs::File::open(&path).await else {
+                return Err(s3s::s3_error!(
+                    InvalidPart,
+                    "part {number} was not uploaded"
+                ));
+            };
+            let mut md5 = Md5::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                use tokio::io::AsyncReadExt;
+                let read = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| s3s::s3_error!(e, InternalError))?;
+                if read == 0 {
+                    break;
+                }
+                md5.update(&buf[..read]);
+            }
+            let actual: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            if given.value() != actual {
+                return Err(s3s::s3_error!(
+                    InvalidPart,
+                    "part {number} has another ETag"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl S3 for EventingStore {
     async fn create_bucket(
@@ -913,6 +966,7 @@ impl S3 for EventingStore {
         let origin = EventOrigin::of(&req);
         let bucket = req.input.bucket.clone();
         let key = req.input.key.clone();
+        self.check_part_etags(&req.input).await?;
         let mut resp = self.fs.complete_multipart_upload(req).await?;
 
         // s3s-fs returns its result as a keep-alive future (already written by now); resolve it to

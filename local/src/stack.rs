@@ -10,7 +10,7 @@ use crate::dynamodb::{
     DynamoDbLocal, DynamoDbLocalOptions, FILES_TABLE_LOGICAL_ID, LOCAL_ACCESS_KEY_ID, LOCAL_REGION,
     LOCAL_SECRET_ACCESS_KEY, TableDefinition, create_table, local_client, template_path,
 };
-use crate::gateway::{Gateway, GatewayHandle, RouteHandler, route_handler};
+use crate::gateway::{Gateway, GatewayHandle, RouteHandler, StaticDocument, route_handler};
 use crate::s3::{ObjectCreatedListener, S3Endpoint, S3EndpointConfig};
 use crate::template::SamTemplate;
 use aws_lambda_events::s3::S3Event;
@@ -134,6 +134,7 @@ impl LocalStack {
 
         let authorizer = Arc::new(JwtAuthorizer::new(options.jwt.clone())?);
         let gateway = Gateway::new(template.http_routes(), route_handlers(&app), authorizer)?
+            .with_static_document(openapi_document()?)
             .serve(options.gateway_addr)
             .await?;
 
@@ -157,6 +158,21 @@ impl LocalStack {
             dynamodb.shutdown().await;
         }
     }
+}
+
+/// `infra/openapi.yaml`, the API's contract, which the local gateway serves at `GET /openapi.yaml`.
+pub fn openapi_path() -> PathBuf {
+    template_path().with_file_name("openapi.yaml")
+}
+
+fn openapi_document() -> Result<StaticDocument, BoxError> {
+    let path = openapi_path();
+    let body = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(StaticDocument {
+        path: "/openapi.yaml".to_string(),
+        content_type: "application/yaml",
+        body: body.into(),
+    })
 }
 
 /// An S3 client for the local endpoint: path-style (addressed by IP), fixed local credentials.
@@ -197,6 +213,18 @@ pub fn route_handlers(app: &Arc<App>) -> HashMap<String, RouteHandler> {
         (
             "download-file".to_string(),
             handler(app, download_file::handle),
+        ),
+        (
+            "complete-upload".to_string(),
+            handler(app, complete_upload::handle),
+        ),
+        (
+            "abort-upload".to_string(),
+            handler(app, abort_upload::handle),
+        ),
+        (
+            "get-thumbnail".to_string(),
+            handler(app, get_thumbnail::handle),
         ),
     ])
 }

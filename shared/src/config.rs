@@ -21,6 +21,18 @@ pub struct Config {
     pub download_url_ttl: Duration,
     /// `FILES_MAX_UPLOAD_BYTES` (default 5 GiB, S3's single-PUT limit): largest file accepted.
     pub max_upload_bytes: u64,
+    /// `FILES_MULTIPART_THRESHOLD_BYTES` (default 100 MiB): declared sizes from here on upload in
+    /// S3 multipart parts instead of one PUT.
+    pub multipart_threshold_bytes: u64,
+    /// `FILES_MULTIPART_PART_BYTES` (default 16 MiB, at least 5 MiB): the preferred part size; it
+    /// grows for very large files (see `domain::multipart`).
+    pub multipart_part_bytes: u64,
+    /// `FILES_ALLOWED_CONTENT_TYPES` (default `*/*`): comma-separated media types that may be
+    /// uploaded; `image/*` allows a family. Others are refused with 415.
+    pub allowed_content_types: Vec<String>,
+    /// `FILES_THUMBNAIL_MAX_SOURCE_BYTES` (default 64 MiB): larger images get no thumbnails (the
+    /// processor holds the source in memory).
+    pub thumbnail_max_source_bytes: u64,
     /// `FILES_S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, needed by local S3 endpoints
     /// that are addressed by IP.
     pub s3_force_path_style: bool,
@@ -37,6 +49,9 @@ pub enum ConfigError {
 
 /// S3 accepts a single PUT of at most 5 GiB.
 pub const S3_MAX_SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// S3's largest object (multipart).
+pub const S3_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -89,7 +104,35 @@ impl Config {
                 .unwrap_or_else(|| "tenant_id".to_string()),
             upload_url_ttl: ttl("FILES_UPLOAD_URL_TTL_SECONDS")?,
             download_url_ttl: ttl("FILES_DOWNLOAD_URL_TTL_SECONDS")?,
-            max_upload_bytes: parsed("FILES_MAX_UPLOAD_BYTES", S3_MAX_SINGLE_PUT_BYTES)?,
+            max_upload_bytes: {
+                let max = parsed("FILES_MAX_UPLOAD_BYTES", S3_MAX_SINGLE_PUT_BYTES)?;
+                if max > S3_MAX_OBJECT_BYTES {
+                    return Err(ConfigError::Invalid {
+                        name: "FILES_MAX_UPLOAD_BYTES",
+                        reason: "S3 objects are at most 5 TiB".into(),
+                    });
+                }
+                max
+            },
+            multipart_threshold_bytes: {
+                let threshold = parsed("FILES_MULTIPART_THRESHOLD_BYTES", 100 * MIB)?;
+                if threshold > S3_MAX_SINGLE_PUT_BYTES {
+                    return Err(ConfigError::Invalid {
+                        name: "FILES_MULTIPART_THRESHOLD_BYTES",
+                        reason: "a single PUT is at most 5 GiB".into(),
+                    });
+                }
+                threshold
+            },
+            multipart_part_bytes: parsed("FILES_MULTIPART_PART_BYTES", 16 * MIB)?
+                .max(crate::domain::multipart::MIN_PART_BYTES),
+            allowed_content_types: lookup("FILES_ALLOWED_CONTENT_TYPES")
+                .unwrap_or_else(|| "*/*".to_string())
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            thumbnail_max_source_bytes: parsed("FILES_THUMBNAIL_MAX_SOURCE_BYTES", 64 * MIB)?,
             s3_force_path_style: flag("FILES_S3_FORCE_PATH_STYLE")?,
         })
     }
@@ -115,6 +158,8 @@ mod tests {
         assert_eq!(c.upload_url_ttl, Duration::from_secs(900));
         assert_eq!(c.max_upload_bytes, S3_MAX_SINGLE_PUT_BYTES);
         assert!(!c.s3_force_path_style);
+        assert_eq!(c.allowed_content_types, vec!["*/*"]);
+        assert_eq!(c.multipart_threshold_bytes, 100 * MIB);
     }
 
     #[test]

@@ -40,6 +40,32 @@ pub enum ApiError {
     /// The declared size is over the configured limit.
     #[error("file of {size} bytes is over the limit of {limit} bytes")]
     FileTooLarge { size: u64, limit: u64 },
+    /// The declared content type is not in `FILES_ALLOWED_CONTENT_TYPES`.
+    #[error("content type {0} is not accepted")]
+    UnsupportedContentType(String),
+    /// Another live file in the same parent has this name (case-insensitively).
+    #[error(
+        "a file named like this already exists in this parent; upload with replace: true to add a revision to it"
+    )]
+    NameConflict { existing_file_id: String },
+    /// The upload session is no longer pending (completed, rejected or aborted).
+    #[error("the upload is {status}")]
+    UploadNotPending { status: &'static str },
+    /// The upload's content did not pass the checks.
+    #[error("the upload was rejected: {reason}")]
+    UploadRejected { reason: String },
+    /// `complete` was called before the content landed.
+    #[error("the content has not been uploaded yet")]
+    UploadIncomplete,
+    /// The file's thumbnails are still being made.
+    #[error("the thumbnail is not ready yet; retry, or ask with ?wait=N")]
+    ThumbnailPending,
+    /// The multipart part list cannot complete the upload.
+    #[error("invalid parts: {0}")]
+    InvalidParts(String),
+    /// `If-Match` / `if_match` did not match the current state.
+    #[error("the file has changed since the ETag or revision given")]
+    PreconditionFailed,
     /// Adapter failure or bug. The source is logged, never returned.
     #[error("internal error: {0}")]
     Internal(#[source] BoxError),
@@ -54,6 +80,9 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     code: &'a str,
+    /// Extension members (RFC 9457 section 3.2) that help the client act on the error.
+    #[serde(flatten)]
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -73,6 +102,15 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::FileNotReady { .. } => StatusCode::CONFLICT,
             ApiError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NameConflict { .. }
+            | ApiError::UploadNotPending { .. }
+            | ApiError::UploadIncomplete => StatusCode::CONFLICT,
+            ApiError::ThumbnailPending => StatusCode::NOT_FOUND,
+            ApiError::UploadRejected { .. } | ApiError::InvalidParts(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +127,14 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::FileNotReady { .. } => "file_not_ready",
             ApiError::FileTooLarge { .. } => "file_too_large",
+            ApiError::UnsupportedContentType(_) => "unsupported_content_type",
+            ApiError::NameConflict { .. } => "name_conflict",
+            ApiError::UploadNotPending { .. } => "upload_not_pending",
+            ApiError::UploadRejected { .. } => "upload_rejected",
+            ApiError::UploadIncomplete => "upload_incomplete",
+            ApiError::ThumbnailPending => "thumbnail_pending",
+            ApiError::InvalidParts(_) => "invalid_parts",
+            ApiError::PreconditionFailed => "precondition_failed",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -104,6 +150,14 @@ impl ApiError {
             ApiError::NotFound(_) => "Not found",
             ApiError::FileNotReady { .. } => "File not ready",
             ApiError::FileTooLarge { .. } => "File too large",
+            ApiError::UnsupportedContentType(_) => "Unsupported content type",
+            ApiError::NameConflict { .. } => "Name conflict",
+            ApiError::UploadNotPending { .. } => "Upload not pending",
+            ApiError::UploadRejected { .. } => "Upload rejected",
+            ApiError::UploadIncomplete => "Upload incomplete",
+            ApiError::ThumbnailPending => "Thumbnail pending",
+            ApiError::InvalidParts(_) => "Invalid parts",
+            ApiError::PreconditionFailed => "Precondition failed",
             ApiError::Internal(_) => "Internal error",
         }
     }
@@ -116,6 +170,23 @@ impl ApiError {
             }
             other => other.to_string(),
         }
+    }
+
+    fn extensions(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        match self {
+            ApiError::NameConflict { existing_file_id } => {
+                map.insert("existing_file_id".into(), existing_file_id.clone().into());
+            }
+            ApiError::UploadRejected { reason } => {
+                map.insert("reason".into(), reason.clone().into());
+            }
+            ApiError::FileTooLarge { limit, .. } => {
+                map.insert("limit".into(), (*limit).into());
+            }
+            _ => {}
+        }
+        map
     }
 
     /// Builds the problem+json response; internal errors are logged here, once.
@@ -132,6 +203,7 @@ impl ApiError {
             status: status.as_u16(),
             detail: self.public_detail(),
             code: self.code(),
+            extensions: self.extensions(),
         };
         let body = serde_json::to_string(&problem).unwrap_or_else(|_| "{}".into());
         let mut builder = Response::builder()
@@ -139,6 +211,12 @@ impl ApiError {
             .header(http::header::CONTENT_TYPE, "application/problem+json");
         if status == StatusCode::UNAUTHORIZED {
             builder = builder.header(http::header::WWW_AUTHENTICATE, "Bearer");
+        }
+        if matches!(
+            self,
+            ApiError::ThumbnailPending | ApiError::UploadIncomplete
+        ) {
+            builder = builder.header(http::header::RETRY_AFTER, "1");
         }
         builder
             .body(Body::Text(body))

@@ -39,6 +39,36 @@ pub fn file_id_param(req: &Request) -> Result<String, ApiError> {
     Ok(id.to_string())
 }
 
+/// An upload id from the path; one that cannot exist is a 404.
+pub fn upload_id_param(req: &Request) -> Result<String, ApiError> {
+    let params = req.path_parameters();
+    let id = params.first("upload_id").unwrap_or_default();
+    if !crate::domain::ids::is_valid_id(id) {
+        return Err(ApiError::NotFound("upload"));
+    }
+    Ok(id.to_string())
+}
+
+/// A file record as the API answers it: its view as JSON, with its ETag.
+pub fn file_response(
+    status: StatusCode,
+    file: &crate::domain::FileRecord,
+) -> Result<Response<Body>, ApiError> {
+    let mut resp = json_response(status, &file.view())?;
+    resp.headers_mut().insert(
+        header::ETAG,
+        file.etag().parse().map_err(ApiError::internal)?,
+    );
+    Ok(resp)
+}
+
+pub fn no_content() -> Result<Response<Body>, ApiError> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .map_err(ApiError::internal)
+}
+
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))

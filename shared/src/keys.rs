@@ -8,8 +8,10 @@
 //! - gsi1 (by parent)   `T#<tenant>#P[#<parent>]`   / `<created_at>#<file>`
 //! - gsi2 (by tenant)   `T#<tenant>`                / `<updated_at>#<file>`
 //!
-//! S3: content at `uploads/<tenant>/<file>/<upload>`: the upload id makes every revision's object
-//! distinct, and the `uploads/` prefix is what the S3 notification listens to.
+//! S3: content at `uploads/<tenant>/<upload>`: one object per upload (so per revision), fixed before
+//! the upload knows which file it will belong to (a `replace` upload may join an existing file), and
+//! the `uploads/` prefix is what the S3 notification listens to. Thumbnails at
+//! `thumbnails/<tenant>/<upload>/<size>.jpg`, outside that prefix.
 
 use crate::domain::time::{Timestamp, format};
 
@@ -44,15 +46,14 @@ pub fn time_sort_key(at: &Timestamp, file_id: &str) -> String {
     format!("{}#{file_id}", format(at))
 }
 
-pub fn object_key(tenant: &str, file_id: &str, upload_id: &str) -> String {
-    format!("{UPLOAD_PREFIX}{tenant}/{file_id}/{upload_id}")
+pub fn object_key(tenant: &str, upload_id: &str) -> String {
+    format!("{UPLOAD_PREFIX}{tenant}/{upload_id}")
 }
 
 /// The parts of an upload object key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadObjectKey {
     pub tenant_id: String,
-    pub file_id: String,
     pub upload_id: String,
 }
 
@@ -60,19 +61,38 @@ pub struct UploadObjectKey {
 pub fn parse_object_key(key: &str) -> Option<UploadObjectKey> {
     let rest = key.strip_prefix(UPLOAD_PREFIX)?;
     let mut parts = rest.split('/');
-    let (tenant, file, upload) = (parts.next()?, parts.next()?, parts.next()?);
+    let (tenant, upload) = (parts.next()?, parts.next()?);
     if parts.next().is_some()
         || !crate::principal::is_valid_tenant_id(tenant)
-        || !crate::domain::ids::is_valid_id(file)
         || !crate::domain::ids::is_valid_id(upload)
     {
         return None;
     }
     Some(UploadObjectKey {
         tenant_id: tenant.to_string(),
-        file_id: file.to_string(),
         upload_id: upload.to_string(),
     })
+}
+
+/// Name claims live under the parent they are unique in; the name key is the sort key.
+pub fn name_claim_pk(tenant: &str, parent: Option<&str>) -> String {
+    match parent {
+        Some(parent) => format!("T#{tenant}#N#{parent}"),
+        None => format!("T#{tenant}#N"),
+    }
+}
+
+pub fn name_claim_sk(name_key: &str) -> String {
+    format!("NAME#{name_key}")
+}
+
+pub const THUMBNAIL_PREFIX: &str = "thumbnails/";
+
+/// Thumbnails of the revision stored at `object_key`, outside the `uploads/` prefix so that
+/// writing them never triggers the S3-event function again.
+pub fn thumbnail_key(object_key: &str, size: u32) -> String {
+    let revision_path = object_key.strip_prefix(UPLOAD_PREFIX).unwrap_or(object_key);
+    format!("{THUMBNAIL_PREFIX}{revision_path}/{size}.jpg")
 }
 
 #[cfg(test)]
@@ -82,21 +102,25 @@ mod tests {
 
     #[test]
     fn object_keys_round_trip() {
-        let (f, u) = (new_id(), new_id());
-        let key = object_key("acme", &f, &u);
+        let u = new_id();
+        let key = object_key("acme", &u);
         let parsed = parse_object_key(&key).unwrap();
         assert_eq!(parsed.tenant_id, "acme");
-        assert_eq!(parsed.file_id, f);
         assert_eq!(parsed.upload_id, u);
+        assert_eq!(
+            thumbnail_key(&key, 256),
+            format!("thumbnails/acme/{u}/256.jpg")
+        );
     }
 
     #[test]
     fn keys_not_chosen_by_the_service_are_ignored() {
-        let (f, u) = (new_id(), new_id());
-        assert!(parse_object_key(&format!("thumbnails/acme/{f}/{u}")).is_none());
-        assert!(parse_object_key(&format!("uploads/acme/{f}/{u}/extra")).is_none());
-        assert!(parse_object_key(&format!("uploads/ac#me/{f}/{u}")).is_none());
-        assert!(parse_object_key(&format!("uploads/acme/{f}/not-an-id")).is_none());
+        let u = new_id();
+        assert!(parse_object_key(&format!("thumbnails/acme/{u}")).is_none());
+        assert!(parse_object_key(&format!("uploads/acme/{u}/extra")).is_none());
+        assert!(parse_object_key(&format!("uploads/ac#me/{u}")).is_none());
+        assert!(parse_object_key("uploads/acme/not-an-id").is_none());
+        assert!(parse_object_key(&format!("uploads/../{u}")).is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod finalize;
 pub mod http;
 pub mod keys;
 pub mod lambda;

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// S3 refused the request for a reason the client caused (e.g. `InvalidPart`, `NoSuchUpload`).
+    #[error("S3 refused the request: {code}")]
+    Refused { code: String },
     #[error("transient S3 error: {0}")]
     Transient(#[source] BoxError),
     #[error("S3 error: {0}")]
@@ -37,6 +40,16 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    if let SdkError::ServiceError(s) = &err
+        && let Some(
+            code @ ("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "NoSuchUpload"
+            | "NoSuchKey"),
+        ) = s.err().code()
+    {
+        return StorageError::Refused {
+            code: code.to_string(),
+        };
+    }
     let transient = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
@@ -207,6 +220,184 @@ impl ObjectStorage {
             .map_err(classify)?;
         Ok(())
     }
+}
+
+impl ObjectStorage {
+    /// Starts an S3 multipart upload; returns its S3 upload id.
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, StorageError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.upload_id
+            .ok_or_else(|| StorageError::Permanent("S3 returned no upload id".into()))
+    }
+
+    /// A presigned PUT for one part, bound to its exact length.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        s3_upload_id: &str,
+        part_number: u32,
+        part_len: u64,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
+        let presigned = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(s3_upload_id)
+            .part_number(part_number as i32)
+            .content_length(part_len as i64)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(classify)?;
+        Ok(presigned.uri().to_string())
+    }
+
+    /// Completes a multipart upload from the client's part list.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        s3_upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let parts = parts
+            .iter()
+            .map(|(number, etag)| {
+                CompletedPart::builder()
+                    .part_number(*number as i32)
+                    .e_tag(etag)
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(s3_upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Aborts a multipart upload; an unknown (already finished or aborted) one is fine.
+    pub async fn abort_multipart(&self, key: &str, s3_upload_id: &str) -> Result<(), StorageError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(s3_upload_id)
+            .send()
+            .await
+            .map_err(classify)
+        {
+            Err(StorageError::Refused { .. }) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The first `len` bytes of an object (fewer if it is shorter).
+    pub async fn read_prefix(&self, key: &str, len: usize) -> Result<Vec<u8>, StorageError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", len - 1))
+            .send()
+            .await;
+        match out {
+            Ok(out) => collect(out.body).await,
+            // An empty object has no byte 0.
+            Err(SdkError::ServiceError(e)) if e.err().meta().code() == Some("InvalidRange") => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// The whole object in memory. Callers bound the size first.
+    pub async fn read_all(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        collect(out.body).await
+    }
+
+    /// The SHA-256 of an object, streamed (for multipart uploads, whose S3 checksum is composite).
+    pub async fn sha256(&self, key: &str) -> Result<[u8; 32], StorageError> {
+        use sha2::Digest;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut body = out.body;
+        let mut hasher = sha2::Sha256::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StorageError::Transient(Box::new(e)))?
+        {
+            hasher.update(&chunk);
+        }
+        Ok(hasher.finalize().into())
+    }
+
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+async fn collect(body: aws_sdk_s3::primitives::ByteStream) -> Result<Vec<u8>, StorageError> {
+    body.collect()
+        .await
+        .map(|data| data.into_bytes().to_vec())
+        .map_err(|e| StorageError::Transient(Box::new(e)))
 }
 
 /// The headers a client must send; `host` is left out, since every HTTP client sets it itself.

@@ -1,22 +1,29 @@
-//! DynamoDB adapter: files, revisions and upload sessions in one table (keys in [`crate::keys`]).
+//! DynamoDB adapter: files, revisions, name claims and upload sessions in one table (keys in
+//! [`crate::keys`], design in docs/table-design.md).
 //!
 //! Every write that could race is conditional; a lost condition comes back as
-//! [`StoreError::ConditionFailed`] for the caller to map (409, 412, or "already done").
+//! [`StoreError::ConditionFailed`], naming which item of a transaction lost, for the caller to map
+//! (409, 412, or "already done").
 
-use crate::domain::{FileRecord, RevisionRecord, UploadSession, UploadStatus};
+use crate::domain::names::name_key;
+use crate::domain::{FileRecord, RevisionRecord, Thumbnails, UploadSession, UploadStatus};
 use crate::error::{ApiError, BoxError};
 use crate::keys;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A conditional write found the item in another state than expected.
-    #[error("condition failed")]
-    ConditionFailed,
+    /// A conditional write found an item in another state than expected. `item` is the index of
+    /// the losing item in a transaction (None for single-item writes or when DynamoDB did not say).
+    #[error("condition failed (item {item:?})")]
+    ConditionFailed { item: Option<usize> },
     /// Throttling, timeouts, 5xx: the same call may succeed later.
     #[error("transient DynamoDB error: {0}")]
     Transient(#[source] BoxError),
@@ -28,6 +35,10 @@ pub enum StoreError {
 impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Transient(_))
+    }
+
+    pub fn is_condition_failed(&self) -> bool {
+        matches!(self, StoreError::ConditionFailed { .. })
     }
 }
 
@@ -60,19 +71,8 @@ where
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
             if code == "ConditionalCheckFailedException" {
-                return StoreError::ConditionFailed;
-            }
-            if code == "TransactionCanceledException" {
-                let message = service.err().message().unwrap_or_default();
-                // The reasons list names ConditionalCheckFailed for the item whose condition lost.
-                if message.contains("ConditionalCheckFailed") {
-                    return StoreError::ConditionFailed;
-                }
-                if message.contains("TransactionConflict") || message.contains("Throttling") {
-                    return StoreError::Transient(Box::new(err));
-                }
-            }
-            if TRANSIENT_CODES.contains(&code) {
+                StoreError::ConditionFailed { item: None }
+            } else if TRANSIENT_CODES.contains(&code) {
                 StoreError::Transient(Box::new(err))
             } else {
                 StoreError::Permanent(Box::new(err))
@@ -82,14 +82,59 @@ where
     }
 }
 
+/// A cancelled transaction says, item by item, why: a lost condition is not an error of the
+/// store, conflicts and throttling are transient.
+fn classify_transaction<R>(err: SdkError<TransactWriteItemsError, R>) -> StoreError
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if let SdkError::ServiceError(service) = &err
+        && let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err()
+    {
+        let codes: Vec<&str> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect();
+        if let Some(item) = codes.iter().position(|c| *c == "ConditionalCheckFailed") {
+            return StoreError::ConditionFailed { item: Some(item) };
+        }
+        if codes.iter().any(|c| {
+            matches!(
+                *c,
+                "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+            )
+        }) {
+            return StoreError::Transient(Box::new(err));
+        }
+    }
+    classify(err)
+}
+
 type Item = HashMap<String, AttributeValue>;
 
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| StoreError::Permanent(Box::new(e)))
 }
 
+fn to_value<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Permanent(Box::new(e)))
+}
+
 fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Permanent(Box::new(e)))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
 /// The file record as stored: its keys, then its fields.
@@ -101,6 +146,9 @@ struct FileItem {
     gsi1sk: String,
     gsi2pk: String,
     gsi2sk: String,
+    /// DynamoDB TTL, only while the file has never had content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_epoch: Option<i64>,
     #[serde(flatten)]
     record: FileRecord,
 }
@@ -114,23 +162,24 @@ impl FileItem {
             gsi1sk: keys::time_sort_key(&record.created_at, &record.id),
             gsi2pk: keys::tenant_gsi_pk(&record.tenant_id),
             gsi2sk: keys::time_sort_key(&record.updated_at, &record.id),
+            expires_at_epoch: record.expires_at.map(|t| t.timestamp()),
             record: record.clone(),
         }
     }
 }
 
+/// Sessions are kept this long after their URL expired, so late S3 events still find them.
+pub const UPLOAD_SESSION_GRACE_SECONDS: i64 = 24 * 3600;
+
 #[derive(Serialize, Deserialize)]
 struct UploadItem {
     pk: String,
     sk: String,
-    /// DynamoDB TTL: a session nobody finished is removed a day after its URL expired.
+    /// DynamoDB TTL: a session is removed a day after its URL expired, whatever its outcome.
     expires_at_epoch: i64,
     #[serde(flatten)]
     session: UploadSession,
 }
-
-/// Sessions are kept this long after their URL expired, so late S3 events still find them.
-const UPLOAD_SESSION_GRACE_SECONDS: i64 = 24 * 3600;
 
 impl UploadItem {
     fn new(session: &UploadSession) -> Self {
@@ -151,11 +200,51 @@ struct RevisionItem {
     revision: RevisionRecord,
 }
 
-/// Files, revisions and upload sessions in DynamoDB.
+/// "This name in this parent belongs to this file": the item whose conditional put makes names
+/// unique. It carries the file's TTL while the file has never had content, so an abandoned upload
+/// frees its name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NameClaim {
+    pub file_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_epoch: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NameClaimItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    claim: NameClaim,
+}
+
+impl NameClaimItem {
+    fn for_file(file: &FileRecord) -> Self {
+        NameClaimItem {
+            pk: keys::name_claim_pk(&file.tenant_id, file.parent.as_deref()),
+            sk: keys::name_claim_sk(&name_key(&file.name)),
+            claim: NameClaim {
+                file_id: file.id.clone(),
+                expires_at_epoch: file.expires_at.map(|t| t.timestamp()),
+            },
+        }
+    }
+}
+
+/// Files, revisions, name claims and upload sessions in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     client: Client,
     table: String,
+}
+
+/// The condition under which a new upload of an existing file may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevisionPrecondition {
+    /// The file exists and is not in the trash.
+    Live,
+    /// ... and is still at this version (the client's `if_match`).
+    AtVersion(u64),
 }
 
 impl FileStore {
@@ -166,32 +255,52 @@ impl FileStore {
         }
     }
 
-    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        values: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(condition)
+            .set_condition_expression(condition.map(str::to_string))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .build()
             .map_err(|e| StoreError::Permanent(Box::new(e)))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn put_conditioned_on(
+    fn delete(
         &self,
-        item: Item,
+        key: Item,
         condition: &str,
         values: Item,
-        names: HashMap<String, String>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
+        let delete = Delete::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_key(Some(key))
             .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .build()
             .map_err(|e| StoreError::Permanent(Box::new(e)))?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    fn check(
+        &self,
+        key: Item,
+        condition: &str,
+        values: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -199,8 +308,7 @@ impl FileStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk))
-            .key("sk", AttributeValue::S(sk.to_string()))
+            .set_key(Some(key(pk, sk)))
             // Read-after-write: a client reads the file right after creating it.
             .consistent_read(true)
             .send()
@@ -215,20 +323,76 @@ impl FileStore {
             .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(classify_transaction)?;
         Ok(())
     }
 
-    /// Stores a new pending file and its first upload session, together or not at all.
+    /// A name claim may be taken when nobody holds it, or when its holder never got content and
+    /// expired (DynamoDB TTL deletes lazily, up to days later).
+    fn claim_put(&self, file: &FileRecord) -> Result<TransactWriteItem, StoreError> {
+        self.put(
+            to_item(&NameClaimItem::for_file(file))?,
+            Some("attribute_not_exists(pk) OR expires_at_epoch < :now"),
+            HashMap::from([(
+                ":now".to_string(),
+                n(crate::domain::time::now().timestamp()),
+            )]),
+        )
+    }
+
+    /// Stores a new pending file, its name claim and its first upload session, all or nothing.
+    /// A taken name is `ConditionFailed { item: Some(0) }`.
     pub async fn create_file_with_upload(
         &self,
         file: &FileRecord,
         session: &UploadSession,
     ) -> Result<(), StoreError> {
-        let new_only = "attribute_not_exists(pk)";
         self.transact(vec![
-            self.put(to_item(&FileItem::new(file))?, new_only)?,
-            self.put(to_item(&UploadItem::new(session))?, new_only)?,
+            self.claim_put(file)?,
+            self.put(
+                to_item(&FileItem::new(file))?,
+                Some("attribute_not_exists(pk)"),
+                Item::new(),
+            )?,
+            self.put(
+                to_item(&UploadItem::new(session))?,
+                Some("attribute_not_exists(pk)"),
+                Item::new(),
+            )?,
+        ])
+        .await
+    }
+
+    /// Stores an upload session for a new revision of an existing file, if the file still meets
+    /// `precondition` (`ConditionFailed { item: Some(0) }` otherwise).
+    pub async fn create_revision_upload(
+        &self,
+        session: &UploadSession,
+        precondition: RevisionPrecondition,
+    ) -> Result<(), StoreError> {
+        let file_key = key(
+            keys::file_pk(&session.tenant_id, &session.file_id),
+            keys::FILE_SK,
+        );
+        let check = match precondition {
+            RevisionPrecondition::Live => self.check(
+                file_key,
+                "attribute_exists(pk) AND attribute_not_exists(trashed_at)",
+                Item::new(),
+            )?,
+            RevisionPrecondition::AtVersion(version) => self.check(
+                file_key,
+                "attribute_exists(pk) AND attribute_not_exists(trashed_at) AND version = :v",
+                HashMap::from([(":v".to_string(), n(version))]),
+            )?,
+        };
+        self.transact(vec![
+            check,
+            self.put(
+                to_item(&UploadItem::new(session))?,
+                Some("attribute_not_exists(pk)"),
+                Item::new(),
+            )?,
         ])
         .await
     }
@@ -247,6 +411,22 @@ impl FileStore {
         }
     }
 
+    pub async fn get_name_claim(
+        &self,
+        tenant: &str,
+        parent: Option<&str>,
+        name: &str,
+    ) -> Result<Option<NameClaim>, StoreError> {
+        let pk = keys::name_claim_pk(tenant, parent);
+        match self
+            .get_item(pk, &keys::name_claim_sk(&name_key(name)))
+            .await?
+        {
+            Some(item) => Ok(Some(from_item::<NameClaimItem>(item)?.claim)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn get_upload(
         &self,
         tenant: &str,
@@ -261,9 +441,31 @@ impl FileStore {
         }
     }
 
-    /// Records the outcome of a pending upload: the session's new status, the file as it is now
-    /// (written only if nobody changed it since `expected_version` was read), and the new revision if
-    /// the upload was accepted. All or nothing; a lost race is [`StoreError::ConditionFailed`].
+    fn session_transition(&self, session: &UploadSession) -> Result<TransactWriteItem, StoreError> {
+        self.put(
+            to_item(&UploadItem::new(session))?,
+            Some("#status = :pending"),
+            HashMap::from([(":pending".to_string(), s(UploadStatus::Pending.as_str()))]),
+        )
+        .map(with_status_name)
+    }
+
+    fn file_put_at_version(
+        &self,
+        file: &FileRecord,
+        expected_version: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.put(
+            to_item(&FileItem::new(file))?,
+            Some("version = :expected"),
+            HashMap::from([(":expected".to_string(), n(expected_version))]),
+        )
+    }
+
+    /// Records the outcome of a pending upload: the session's new status (written only while it is
+    /// still pending), the file as it is now (only if nobody changed it since `expected_version`),
+    /// the new revision if the upload was accepted, and the name claim made permanent when the
+    /// file got its first content. All or nothing.
     pub async fn finish_upload(
         &self,
         session: &UploadSession,
@@ -271,34 +473,9 @@ impl FileStore {
         expected_version: u64,
         revision: Option<&RevisionRecord>,
     ) -> Result<(), StoreError> {
-        let mut session_item = to_item(&UploadItem::new(session))?;
-        // The TTL keeps counting from the original expiry, whatever the outcome.
-        session_item.insert(
-            "expires_at_epoch".into(),
-            AttributeValue::N(
-                (session.expires_at.timestamp() + UPLOAD_SESSION_GRACE_SECONDS).to_string(),
-            ),
-        );
-        let status_name = HashMap::from([("#status".to_string(), "status".to_string())]);
         let mut items = vec![
-            self.put_conditioned_on(
-                session_item,
-                "#status = :pending",
-                HashMap::from([(
-                    ":pending".to_string(),
-                    AttributeValue::S(status_text(UploadStatus::Pending)),
-                )]),
-                status_name,
-            )?,
-            self.put_conditioned_on(
-                to_item(&FileItem::new(file))?,
-                "version = :expected",
-                HashMap::from([(
-                    ":expected".to_string(),
-                    AttributeValue::N(expected_version.to_string()),
-                )]),
-                HashMap::new(),
-            )?,
+            self.session_transition(session)?,
+            self.file_put_at_version(file, expected_version)?,
         ];
         if let Some(revision) = revision {
             let item = RevisionItem {
@@ -306,17 +483,103 @@ impl FileStore {
                 sk: keys::revision_sk(revision.revision),
                 revision: revision.clone(),
             };
-            items.push(self.put(to_item(&item)?, "attribute_not_exists(pk)")?);
+            items.push(self.put(
+                to_item(&item)?,
+                Some("attribute_not_exists(pk)"),
+                Item::new(),
+            )?);
+            if revision.revision == 1 && file.trashed_at.is_none() {
+                items.push(self.put(
+                    to_item(&NameClaimItem::for_file(file))?,
+                    Some("file_id = :id"),
+                    HashMap::from([(":id".to_string(), s(file.id.clone()))]),
+                )?);
+            }
         }
         self.transact(items).await
     }
+
+    /// Aborts a pending upload. A file that this upload created and that never had content goes
+    /// with it, and frees its name.
+    pub async fn abort_upload(
+        &self,
+        session: &UploadSession,
+        file: Option<&FileRecord>,
+    ) -> Result<(), StoreError> {
+        let mut items = vec![self.session_transition(session)?];
+        if let Some(file) = file.filter(|f| session.creates_file && f.revision == 0) {
+            items.push(self.delete(
+                key(keys::file_pk(&file.tenant_id, &file.id), keys::FILE_SK),
+                "version = :v",
+                HashMap::from([(":v".to_string(), n(file.version))]),
+            )?);
+            if file.trashed_at.is_none() {
+                let claim = NameClaimItem::for_file(file);
+                items.push(self.delete(
+                    key(claim.pk, claim.sk),
+                    "file_id = :id",
+                    HashMap::from([(":id".to_string(), s(file.id.clone()))]),
+                )?);
+            }
+        }
+        self.transact(items).await
+    }
+
+    /// Records a revision's thumbnails, on the revision and, while it is still the current
+    /// revision, on the file (whose representation, hence version, changes).
+    pub async fn set_thumbnails(
+        &self,
+        tenant: &str,
+        file_id: &str,
+        revision: u32,
+        thumbnails: &Thumbnails,
+    ) -> Result<(), StoreError> {
+        let value = to_value(thumbnails)?;
+        let revision_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::file_pk(tenant, file_id),
+                keys::revision_sk(revision),
+            )))
+            .update_expression("SET thumbnails = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", value.clone())
+            .build()
+            .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+        self.transact(vec![
+            TransactWriteItem::builder().update(revision_update).build(),
+        ])
+        .await?;
+        let file_update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::file_pk(tenant, file_id), keys::FILE_SK)))
+            .update_expression("SET thumbnails = :t, version = version + :one")
+            .condition_expression("revision = :r")
+            .expression_attribute_values(":t", value)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":r", n(revision))
+            .send()
+            .await
+            .map_err(classify);
+        match file_update {
+            // A newer revision landed meanwhile: the file shows that one's thumbnails.
+            Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
 }
 
-fn status_text(status: UploadStatus) -> String {
-    match status {
-        UploadStatus::Pending => "pending",
-        UploadStatus::Completed => "completed",
-        UploadStatus::Rejected => "rejected",
+/// `status` is a DynamoDB reserved word.
+fn with_status_name(mut item: TransactWriteItem) -> TransactWriteItem {
+    if let Some(put) = item.put.take() {
+        let mut put = put;
+        put.expression_attribute_names = Some(HashMap::from([(
+            "#status".to_string(),
+            "status".to_string(),
+        )]));
+        item.put = Some(put);
     }
-    .to_string()
+    item
 }

@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub mod openapi;
+pub use openapi::{assert_matches_schema, assert_request_matches_schema};
+
 pub const DYNAMODB_ENDPOINT_ENV: &str = "FILES_TEST_DYNAMODB_ENDPOINT";
 
 pub struct TestStack {
@@ -25,6 +28,11 @@ pub struct TestStack {
 
 impl TestStack {
     pub async fn start() -> TestStack {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A stack whose functions run with a changed configuration (limits, thresholds).
+    pub async fn start_with(configure: impl FnOnce(&mut shared::Config)) -> TestStack {
         let data = tempfile::tempdir().expect("temp dir");
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
         let dynamodb = match std::env::var(DYNAMODB_ENDPOINT_ENV) {
@@ -48,6 +56,8 @@ impl TestStack {
             config: local_config(&format!("files-{suffix}"), &format!("files-{suffix}")),
             event_retry_delays: vec![Duration::from_millis(50), Duration::from_millis(200)],
         };
+        let mut options = options;
+        configure(&mut options.config);
         let stack = LocalStack::start(options)
             .await
             .expect("local stack starts");
@@ -104,6 +114,47 @@ impl TestStack {
             request = request.header(name, value.as_str().expect("header value"));
         }
         request.body(content).send().await.expect("PUT to S3")
+    }
+
+    /// `POST /v1/uploads/{id}/complete` with `body` (or none).
+    pub async fn complete(
+        &self,
+        token: &str,
+        upload_id: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/v1/uploads/{upload_id}/complete")))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let resp = request.send().await.expect("complete request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// PUTs each part of a multipart upload answer; returns the part list for `complete`.
+    pub async fn put_parts(&self, upload: &Value, content: &[u8]) -> Value {
+        let mut completed = Vec::new();
+        let mut offset = 0usize;
+        for part in upload["parts"].as_array().expect("parts") {
+            let len = part["size"].as_u64().expect("part size") as usize;
+            let resp = self
+                .http
+                .put(part["url"].as_str().expect("part url"))
+                .body(content[offset..offset + len].to_vec())
+                .send()
+                .await
+                .expect("part PUT");
+            assert_eq!(resp.status(), 200, "part {}", part["part_number"]);
+            let etag = resp.headers()["etag"].to_str().expect("etag").to_string();
+            completed.push(json!({"part_number": part["part_number"], "etag": etag}));
+            offset += len;
+        }
+        assert_eq!(offset, content.len(), "the parts cover the content");
+        json!({ "parts": completed })
     }
 
     pub async fn get_file(&self, token: &str, file_id: &str) -> reqwest::Response {

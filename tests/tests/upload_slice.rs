@@ -29,7 +29,11 @@ async fn upload_process_read_and_download_round_trip() {
     let file_id = upload["file_id"].as_str().unwrap().to_string();
     assert_eq!(upload["method"], "PUT");
     let url = upload["url"].as_str().unwrap();
-    assert!(url.contains(&format!("/uploads/acme/{file_id}/")), "{url}");
+    let upload_id = upload["upload_id"].as_str().unwrap();
+    assert!(
+        url.contains(&format!("/uploads/acme/{upload_id}?")),
+        "{url}"
+    );
     assert!(!url.contains("report"), "{url}");
     assert!(url.contains("X-Amz-Signature="), "{url}");
     assert_eq!(upload["headers"]["content-type"], "text/plain");
@@ -321,10 +325,7 @@ async fn a_second_delivery_of_the_same_event_changes_nothing() {
     let etag_before = before.headers()["etag"].clone();
 
     // The same S3 event again, as S3's at-least-once delivery may send it.
-    let key = format!(
-        "uploads/acme/{file_id}/{}",
-        upload["upload_id"].as_str().unwrap()
-    );
+    let key = format!("uploads/acme/{}", upload["upload_id"].as_str().unwrap());
     let event: aws_lambda_events::s3::S3Event = serde_json::from_value(json!({"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
         "eventTime": "2026-11-23T00:00:00.000Z", "eventName": "ObjectCreated:Put",
@@ -340,7 +341,7 @@ async fn a_second_delivery_of_the_same_event_changes_nothing() {
         .unwrap();
     assert_eq!(
         outcome,
-        process_upload::Outcome::Ignored("upload already processed")
+        shared::finalize::Outcome::Ignored("upload already processed")
     );
     let after = t.get_file(&token, file_id).await;
     assert_eq!(after.headers()["etag"], etag_before);

@@ -1,6 +1,6 @@
 //! A file: what the client attached, and the state of its content.
 
-use super::time::{Timestamp, rfc3339_millis};
+use super::time::{Timestamp, optional_rfc3339_millis, rfc3339_millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -14,6 +14,22 @@ pub enum FileStatus {
     Ready,
     /// The content arrived but did not match what was declared; it was deleted.
     Rejected,
+}
+
+/// The box sizes thumbnails are made in (bounded box, aspect kept, never upscaled).
+pub const THUMBNAIL_SIZES: [u32; 3] = [64, 256, 1024];
+
+/// The thumbnails of a revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Thumbnails {
+    /// Not made yet (the upload is not processed, or thumbnailing is under way).
+    #[default]
+    Pending,
+    /// Made, in these box sizes.
+    Ready { sizes: Vec<u32> },
+    /// There will be none: not an image, an unsupported format (HEIC), corrupt or too large.
+    None { reason: String },
 }
 
 impl FileStatus {
@@ -52,6 +68,24 @@ pub struct FileRecord {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_reason: Option<String>,
+    /// Thumbnails of the current revision.
+    #[serde(default)]
+    pub thumbnails: Thumbnails,
+    /// Set while the file has never had content: an abandoned first upload makes the record (and
+    /// its name claim) expire through DynamoDB TTL. Cleared when the first revision lands.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_rfc3339_millis"
+    )]
+    pub expires_at: Option<Timestamp>,
+    /// Set while the file is in the trash.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_rfc3339_millis"
+    )]
+    pub trashed_at: Option<Timestamp>,
     #[serde(with = "rfc3339_millis")]
     pub created_at: Timestamp,
     pub created_by: String,
@@ -80,6 +114,7 @@ impl FileRecord {
             revision: self.revision,
             sha256: self.sha256.as_deref(),
             rejection_reason: self.rejection_reason.as_deref(),
+            trashed: self.trashed_at.is_some(),
             created_at: super::time::format(&self.created_at),
             created_by: &self.created_by,
             updated_at: super::time::format(&self.updated_at),
@@ -103,6 +138,7 @@ pub struct FileView<'a> {
     pub sha256: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejection_reason: Option<&'a str>,
+    pub trashed: bool,
     pub created_at: String,
     pub created_by: &'a str,
     pub updated_at: String,
@@ -126,6 +162,8 @@ impl FileRecord {
             object_key: Some(object_key.to_string()),
             sha256: sha256.map(str::to_string),
             rejection_reason: None,
+            thumbnails: Thumbnails::Pending,
+            expires_at: None,
             updated_at: at,
             version: self.version + 1,
             ..self.clone()

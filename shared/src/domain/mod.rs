@@ -3,11 +3,14 @@
 pub mod disposition;
 pub mod file;
 pub mod ids;
+pub mod multipart;
+pub mod names;
 pub mod revision;
+pub mod sniff;
 pub mod time;
 pub mod upload;
 pub mod validate;
 
-pub use file::{FileRecord, FileStatus, FileView};
+pub use file::{FileRecord, FileStatus, FileView, THUMBNAIL_SIZES, Thumbnails};
 pub use revision::RevisionRecord;
-pub use upload::{UploadSession, UploadStatus};
+pub use upload::{UploadKind, UploadSession, UploadStatus};

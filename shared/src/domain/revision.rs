@@ -1,6 +1,7 @@
 //! A revision: one version of a file's content. Revisions are numbered 1, 2, ... per file and kept
 //! beside the file record, so the history survives replacements.
 
+use super::file::Thumbnails;
 use super::time::{Timestamp, rfc3339_millis};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,8 @@ pub struct RevisionRecord {
     pub content_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    #[serde(default)]
+    pub thumbnails: Thumbnails,
     #[serde(with = "rfc3339_millis")]
     pub created_at: Timestamp,
     pub created_by: String,

@@ -12,6 +12,14 @@ pub fn now() -> Timestamp {
     Utc::now().trunc_subsecs(3)
 }
 
+/// `t` plus `d` (saturating at the far future, which no presigned URL reaches anyway).
+pub fn plus(t: Timestamp, d: std::time::Duration) -> Timestamp {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
+}
+
 pub fn format(t: &Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -30,6 +38,28 @@ pub mod rfc3339_millis {
         chrono::DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde adapter for optional timestamps in the fixed-width form.
+pub mod optional_rfc3339_millis {
+    use super::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::format(t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(serde::de::Error::custom),
+        }
     }
 }
 

@@ -13,6 +13,33 @@ pub enum UploadStatus {
     Completed,
     /// The object did not match the declaration and was deleted.
     Rejected,
+    /// The client gave up (`DELETE /v1/uploads/{id}`).
+    Aborted,
+}
+
+impl UploadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadStatus::Pending => "pending",
+            UploadStatus::Completed => "completed",
+            UploadStatus::Rejected => "rejected",
+            UploadStatus::Aborted => "aborted",
+        }
+    }
+}
+
+/// How the content travels to S3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum UploadKind {
+    /// One presigned PUT.
+    Single,
+    /// S3 multipart: presigned part URLs, then `POST /v1/uploads/{id}/complete`.
+    Multipart {
+        s3_upload_id: String,
+        part_size: u64,
+        part_count: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +53,15 @@ pub struct UploadSession {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     pub status: UploadStatus,
+    pub kind: UploadKind,
+    /// True when this upload created its file (its first content); false for a new revision.
+    pub creates_file: bool,
+    /// With `if_match`: the revision the client based this upload on; processing refuses it if
+    /// another revision landed meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_revision: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
     pub created_by: String,
     #[serde(with = "rfc3339_millis")]
     pub created_at: Timestamp,
@@ -37,9 +73,19 @@ pub struct UploadSession {
 /// Why a landed object was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
-    SizeMismatch { declared: u64, actual: u64 },
-    ContentTypeMismatch { declared: String, actual: String },
+    SizeMismatch {
+        declared: u64,
+        actual: u64,
+    },
+    ContentTypeMismatch {
+        declared: String,
+        actual: String,
+    },
     ChecksumMismatch,
+    /// The bytes contradict the declared type dangerously (see [`super::sniff`]).
+    ContentMismatch,
+    /// `if_match` was given and another revision landed first.
+    RevisionConflict,
 }
 
 impl Rejection {
@@ -49,6 +95,8 @@ impl Rejection {
             Rejection::SizeMismatch { .. } => "size_mismatch",
             Rejection::ContentTypeMismatch { .. } => "content_type_mismatch",
             Rejection::ChecksumMismatch => "checksum_mismatch",
+            Rejection::ContentMismatch => "content_mismatch",
+            Rejection::RevisionConflict => "revision_conflict",
         }
     }
 }
@@ -58,8 +106,8 @@ impl Rejection {
 pub struct LandedObject<'a> {
     pub size: u64,
     pub content_type: Option<&'a str>,
-    /// Base64 SHA-256 as S3 reports it (present when the upload carried one).
-    pub checksum_sha256: Option<&'a str>,
+    /// The content's SHA-256, when it was needed (the session declared one) and could be had.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// Checks a landed object against its session's declaration. The upload URL already binds size,
@@ -83,12 +131,8 @@ pub fn check_landed_object(
         });
     }
     if let Some(declared_hex) = &session.sha256 {
-        use base64::Engine;
         let declared = hex::decode(declared_hex).unwrap_or_default();
-        let actual = object
-            .checksum_sha256
-            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok());
-        if actual.as_deref() != Some(declared.as_slice()) {
+        if object.sha256.as_ref().map(|d| d.as_slice()) != Some(declared.as_slice()) {
             return Err(Rejection::ChecksumMismatch);
         }
     }
@@ -98,7 +142,6 @@ pub fn check_landed_object(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
 
     fn session(sha256: Option<&str>) -> UploadSession {
         let now = crate::domain::time::now();
@@ -111,6 +154,10 @@ mod tests {
             content_type: "text/plain".into(),
             sha256: sha256.map(str::to_string),
             status: UploadStatus::Pending,
+            kind: UploadKind::Single,
+            creates_file: true,
+            base_revision: None,
+            rejection_reason: None,
             created_by: "alice".into(),
             created_at: now,
             expires_at: now,
@@ -122,7 +169,7 @@ mod tests {
         let object = LandedObject {
             size: 5,
             content_type: Some("text/plain"),
-            checksum_sha256: None,
+            sha256: None,
         };
         assert_eq!(check_landed_object(&session(None), &object), Ok(()));
     }
@@ -132,7 +179,7 @@ mod tests {
         let object = LandedObject {
             size: 6,
             content_type: Some("text/plain"),
-            checksum_sha256: None,
+            sha256: None,
         };
         let err = check_landed_object(&session(None), &object).unwrap_err();
         assert_eq!(err.code(), "size_mismatch");
@@ -141,21 +188,31 @@ mod tests {
     #[test]
     fn checksum_is_compared_as_bytes() {
         let hex_digest = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-        let b64 =
-            base64::engine::general_purpose::STANDARD.encode(hex::decode(hex_digest).unwrap());
+        let digest: [u8; 32] = hex::decode(hex_digest).unwrap().try_into().unwrap();
         let good = LandedObject {
             size: 5,
             content_type: None,
-            checksum_sha256: Some(&b64),
+            sha256: Some(digest),
         };
         assert_eq!(
             check_landed_object(&session(Some(hex_digest)), &good),
             Ok(())
         );
+        let mut other = digest;
+        other[0] ^= 1;
+        let bad = LandedObject {
+            size: 5,
+            content_type: None,
+            sha256: Some(other),
+        };
+        assert_eq!(
+            check_landed_object(&session(Some(hex_digest)), &bad),
+            Err(Rejection::ChecksumMismatch)
+        );
         let missing = LandedObject {
             size: 5,
             content_type: None,
-            checksum_sha256: None,
+            sha256: None,
         };
         assert_eq!(
             check_landed_object(&session(Some(hex_digest)), &missing),

@@ -132,6 +132,18 @@ pub fn content_type(value: &str) -> Result<String, ApiError> {
     Ok(normalized)
 }
 
+/// True when `content_type` (already normalized) matches one of the allowed patterns:
+/// `*/*`, `type/*` or an exact `type/subtype` (parameters are ignored).
+pub fn content_type_allowed(content_type: &str, allowed: &[String]) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let family = essence.split('/').next().unwrap_or_default();
+    allowed.iter().any(|pattern| {
+        pattern == "*/*"
+            || pattern == essence
+            || pattern.strip_suffix("/*").is_some_and(|f| f == family)
+    })
+}
+
 /// The id of what the file is attached to (a case, a project, a post): opaque to this service.
 pub fn parent(parent: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(parent) = parent else {
@@ -288,6 +300,16 @@ mod tests {
         ] {
             assert_eq!(code_of(content_type(bad)), "invalid_field", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn allowed_types_match_exactly_or_by_family() {
+        let allowed = vec!["image/*".to_string(), "application/pdf".to_string()];
+        assert!(content_type_allowed("image/png", &allowed));
+        assert!(content_type_allowed("application/pdf", &allowed));
+        assert!(!content_type_allowed("application/pdfx", &allowed));
+        assert!(!content_type_allowed("text/plain; charset=utf-8", &allowed));
+        assert!(content_type_allowed("text/plain", &["*/*".to_string()]));
     }
 
     #[test]

@@ -1,0 +1,173 @@
+//! `POST /v1/uploads/{upload_id}/complete`: finish an upload now.
+//!
+//! For a multipart upload, `{"parts": [{"part_number", "etag"}]}` completes it in S3. For a single PUT
+//! there is nothing to complete: calling it processes the landed content at once instead of waiting
+//! for the S3 event. Either way the answer is the file as it is then (200), and calling it again
+//! answers the same file: the S3 event, this route and a retry can all run for one upload.
+
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use shared::domain::{UploadKind, UploadSession, UploadStatus};
+use shared::finalize::{Outcome, finalize_upload};
+use shared::http::{file_response, json_body, respond, upload_id_param};
+use shared::principal::Principal;
+use shared::storage::StorageError;
+use shared::{ApiError, App};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteUploadRequest {
+    #[serde(default)]
+    pub parts: Option<Vec<CompletedPart>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    /// The ETag S3 answered the part's PUT with (quotes optional).
+    pub etag: String,
+}
+
+pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
+    respond(complete_upload(&app, &req).await)
+}
+
+async fn complete_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let principal = Principal::from_request(req, &app.config.tenant_claim)?;
+    let upload_id = upload_id_param(req)?;
+    let body: CompleteUploadRequest = match req.body().as_ref().is_empty() {
+        true => CompleteUploadRequest { parts: None },
+        false => json_body(req)?,
+    };
+    let session = app
+        .files
+        .get_upload(&principal.tenant_id, &upload_id)
+        .await?
+        .ok_or(ApiError::NotFound("upload"))?;
+
+    if session.status == UploadStatus::Pending
+        && let UploadKind::Multipart {
+            s3_upload_id,
+            part_count,
+            ..
+        } = &session.kind
+    {
+        let parts = checked_parts(body.parts.as_deref(), *part_count)?;
+        match app
+            .objects
+            .complete_multipart(&session.object_key, s3_upload_id, &parts)
+            .await
+        {
+            Ok(()) => {}
+            // Completed by an earlier call: the object is there, carry on.
+            Err(StorageError::Refused { code }) if code == "NoSuchUpload" => {}
+            Err(StorageError::Refused { code }) => {
+                return Err(ApiError::InvalidParts(format!(
+                    "S3 refused the part list ({code}): every part must be uploaded, with the ETag its PUT answered"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    match finalize_upload(app, &principal.tenant_id, &upload_id).await? {
+        Outcome::Accepted(file) => file_response(http::StatusCode::OK, &file),
+        Outcome::Rejected { reason, .. } => Err(ApiError::UploadRejected {
+            reason: reason.to_string(),
+        }),
+        Outcome::Ignored(why) => answer_for_finished(app, &session, why).await,
+    }
+}
+
+/// Nothing was done now: say how the upload stands.
+async fn answer_for_finished(
+    app: &App,
+    before: &UploadSession,
+    why: &'static str,
+) -> Result<Response<Body>, ApiError> {
+    let session = app
+        .files
+        .get_upload(&before.tenant_id, &before.upload_id)
+        .await?
+        .ok_or(ApiError::NotFound("upload"))?;
+    match session.status {
+        UploadStatus::Completed => {
+            let file = app
+                .files
+                .get_file(&session.tenant_id, &session.file_id)
+                .await?
+                .ok_or(ApiError::NotFound("file"))?;
+            file_response(http::StatusCode::OK, &file)
+        }
+        UploadStatus::Rejected => Err(ApiError::UploadRejected {
+            reason: session
+                .rejection_reason
+                .unwrap_or_else(|| "rejected".into()),
+        }),
+        UploadStatus::Aborted => Err(ApiError::UploadNotPending { status: "aborted" }),
+        UploadStatus::Pending if why == "object has not landed" => Err(ApiError::UploadIncomplete),
+        UploadStatus::Pending => Err(ApiError::internal(format!(
+            "upload still pending after finalize: {why}"
+        ))),
+    }
+}
+
+/// S3 wants parts in ascending order, each once; every part of the plan must be there.
+fn checked_parts(
+    parts: Option<&[CompletedPart]>,
+    part_count: u32,
+) -> Result<Vec<(u32, String)>, ApiError> {
+    let parts = parts.ok_or_else(|| {
+        ApiError::InvalidParts("a multipart upload needs the list of parts".into())
+    })?;
+    if parts.len() != part_count as usize {
+        return Err(ApiError::InvalidParts(format!(
+            "expected {part_count} parts, got {}",
+            parts.len()
+        )));
+    }
+    let mut checked = Vec::with_capacity(parts.len());
+    for (index, part) in parts.iter().enumerate() {
+        if part.part_number != index as u32 + 1 {
+            return Err(ApiError::InvalidParts(
+                "parts must be listed once each, in order, numbered from 1".into(),
+            ));
+        }
+        let etag = part.etag.trim_matches('"');
+        if etag.is_empty() || etag.len() > 128 || !etag.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::InvalidParts(format!(
+                "part {} has an invalid etag",
+                part.part_number
+            )));
+        }
+        checked.push((part.part_number, format!("\"{etag}\"")));
+    }
+    Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(n: u32, etag: &str) -> CompletedPart {
+        CompletedPart {
+            part_number: n,
+            etag: etag.into(),
+        }
+    }
+
+    #[test]
+    fn parts_must_be_complete_ordered_and_unique() {
+        assert_eq!(
+            checked_parts(Some(&[part(1, "\"a\""), part(2, "b")]), 2).unwrap(),
+            vec![(1, "\"a\"".to_string()), (2, "\"b\"".to_string())]
+        );
+        assert!(checked_parts(None, 2).is_err());
+        assert!(checked_parts(Some(&[part(1, "a")]), 2).is_err());
+        assert!(checked_parts(Some(&[part(2, "a"), part(1, "b")]), 2).is_err());
+        assert!(checked_parts(Some(&[part(1, "a"), part(1, "b")]), 2).is_err());
+        assert!(checked_parts(Some(&[part(1, ""), part(2, "b")]), 2).is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! Turning a landed upload into a revision of its file: the one place that decides.
+//!
+//! Called by the S3-event function for every created object, and by `POST /v1/uploads/{id}/complete`
+//! (which may run before the event arrives). Both may run for the same upload, and S3 may deliver an
+//! event twice or late: the session moves from `pending` exactly once (a conditional write), and
+//! whoever loses re-reads and finds it done.
+
+use crate::App;
+use crate::domain::sniff::{SNIFF_LEN, Sniffed, check_declared_type};
+use crate::domain::upload::{LandedObject, Rejection, check_landed_object};
+use crate::domain::{
+    FileRecord, RevisionRecord, Thumbnails, UploadKind, UploadSession, UploadStatus, time,
+};
+use crate::storage::StorageError;
+use crate::store::StoreError;
+use base64::Engine;
+
+/// A failure after which the same call may succeed (retry it).
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("gave up after {0} lost races on one upload")]
+    Contended(u32),
+}
+
+impl From<FinalizeError> for crate::ApiError {
+    fn from(e: FinalizeError) -> Self {
+        crate::ApiError::internal(e)
+    }
+}
+
+/// What happened to the upload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The upload became the file's current revision.
+    Accepted(Box<FileRecord>),
+    /// The content did not match its declaration; it was deleted.
+    Rejected {
+        file_id: String,
+        reason: &'static str,
+    },
+    /// Nothing to do now; the text says why (already done, unknown, not landed yet, ...).
+    Ignored(&'static str),
+}
+
+/// Each conditional write that loses a race is retried from a fresh read, a few times.
+const MAX_ATTEMPTS: u32 = 5;
+
+pub async fn finalize_upload(
+    app: &App,
+    tenant: &str,
+    upload_id: &str,
+) -> Result<Outcome, FinalizeError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(session) = app.files.get_upload(tenant, upload_id).await? else {
+            return Ok(Outcome::Ignored(
+                "no such upload session (expired or unknown)",
+            ));
+        };
+        match session.status {
+            UploadStatus::Pending => {}
+            UploadStatus::Completed => return Ok(Outcome::Ignored("upload already processed")),
+            UploadStatus::Rejected => return Ok(Outcome::Ignored("upload already rejected")),
+            UploadStatus::Aborted => {
+                // Bytes that land after an abort belong to nobody.
+                app.objects.delete(&session.object_key).await?;
+                return Ok(Outcome::Ignored("upload was aborted; object deleted"));
+            }
+        }
+        let Some(file) = app
+            .files
+            .get_file(&session.tenant_id, &session.file_id)
+            .await?
+        else {
+            // The file was deleted while its upload was in flight: nothing may keep its bytes.
+            app.objects.delete(&session.object_key).await?;
+            return Ok(Outcome::Ignored("file no longer exists; object deleted"));
+        };
+        let Some(head) = app.objects.head(&session.object_key).await? else {
+            return Ok(Outcome::Ignored("object has not landed"));
+        };
+
+        let verdict = verify(app, &session, &file, &head).await?;
+        let now = time::now();
+        let result = match verdict {
+            Ok(sniffed) => accept(app, &session, &file, head.size, sniffed, now).await,
+            Err(rejection) => reject(app, &session, &file, rejection, now).await,
+        };
+        match result {
+            Err(e) if e.is_condition_failed() => continue,
+            Err(e) => return Err(e.into()),
+            Ok(outcome) => {
+                if let Outcome::Rejected { .. } = outcome {
+                    // Recorded first, deleted second: a crash in between leaves a rejected record
+                    // and an object that the next delivery (or the lifecycle rule) removes.
+                    app.objects.delete(&session.object_key).await?;
+                }
+                return Ok(outcome);
+            }
+        }
+    }
+    Err(FinalizeError::Contended(MAX_ATTEMPTS))
+}
+
+/// The checks, cheapest first. `Ok` carries what the first bytes say the content is.
+async fn verify(
+    app: &App,
+    session: &UploadSession,
+    file: &FileRecord,
+    head: &crate::storage::ObjectHead,
+) -> Result<Result<Sniffed, Rejection>, FinalizeError> {
+    if let Some(base) = session.base_revision
+        && base != file.revision
+    {
+        return Ok(Err(Rejection::RevisionConflict));
+    }
+    let sha256 = match &session.sha256 {
+        None => None,
+        Some(_) => Some(content_sha256(app, session, head).await?),
+    };
+    let landed = LandedObject {
+        size: head.size,
+        content_type: head.content_type.as_deref(),
+        sha256,
+    };
+    if let Err(rejection) = check_landed_object(session, &landed) {
+        return Ok(Err(rejection));
+    }
+    let prefix = app
+        .objects
+        .read_prefix(&session.object_key, SNIFF_LEN)
+        .await?;
+    Ok(check_declared_type(&session.content_type, &prefix).map_err(|reason| {
+        tracing::warn!(reason, upload_id = %session.upload_id, "content contradicts its declared type");
+        Rejection::ContentMismatch
+    }))
+}
+
+/// A single PUT was checked by S3 against the signed SHA-256 and reports it; a multipart object's
+/// S3 checksum is a checksum of part checksums (`...-N`), so the bytes are hashed here.
+async fn content_sha256(
+    app: &App,
+    session: &UploadSession,
+    head: &crate::storage::ObjectHead,
+) -> Result<[u8; 32], FinalizeError> {
+    let reported = head
+        .checksum_sha256
+        .as_deref()
+        .filter(|c| !c.contains('-'))
+        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+    match (reported, &session.kind) {
+        (Some(digest), UploadKind::Single) => Ok(digest),
+        _ => Ok(app.objects.sha256(&session.object_key).await?),
+    }
+}
+
+async fn accept(
+    app: &App,
+    session: &UploadSession,
+    file: &FileRecord,
+    size: u64,
+    sniffed: Sniffed,
+    now: time::Timestamp,
+) -> Result<Outcome, StoreError> {
+    let thumbnails = if !sniffed.is_raster_image() {
+        Thumbnails::None {
+            reason: "not_an_image".into(),
+        }
+    } else if size > app.config.thumbnail_max_source_bytes {
+        Thumbnails::None {
+            reason: "too_large".into(),
+        }
+    } else {
+        Thumbnails::Pending
+    };
+    let mut updated = file.with_new_revision(
+        &session.object_key,
+        size,
+        &session.content_type,
+        session.sha256.as_deref(),
+        now,
+    );
+    updated.thumbnails = thumbnails.clone();
+    let revision = RevisionRecord {
+        tenant_id: session.tenant_id.clone(),
+        file_id: session.file_id.clone(),
+        revision: updated.revision,
+        upload_id: session.upload_id.clone(),
+        object_key: session.object_key.clone(),
+        size,
+        content_type: session.content_type.clone(),
+        sha256: session.sha256.clone(),
+        thumbnails,
+        created_at: now,
+        created_by: session.created_by.clone(),
+    };
+    let finished = UploadSession {
+        status: UploadStatus::Completed,
+        ..session.clone()
+    };
+    app.files
+        .finish_upload(&finished, &updated, file.version, Some(&revision))
+        .await?;
+    Ok(Outcome::Accepted(Box::new(updated)))
+}
+
+async fn reject(
+    app: &App,
+    session: &UploadSession,
+    file: &FileRecord,
+    rejection: Rejection,
+    now: time::Timestamp,
+) -> Result<Outcome, StoreError> {
+    tracing::warn!(?rejection, upload_id = %session.upload_id, "upload rejected");
+    let updated = file.with_rejected_upload(rejection.code(), now);
+    let finished = UploadSession {
+        status: UploadStatus::Rejected,
+        rejection_reason: Some(rejection.code().to_string()),
+        ..session.clone()
+    };
+    app.files
+        .finish_upload(&finished, &updated, file.version, None)
+        .await?;
+    Ok(Outcome::Rejected {
+        file_id: updated.id.clone(),
+        reason: rejection.code(),
+    })
+}
