@@ -7,6 +7,10 @@
 //! - upload session     pk `T#<tenant>#U#<upload>`  sk `UPLOAD`
 //! - gsi1 (by parent)   `T#<tenant>#P[#<parent>]`   / `<created_at>#<file>`
 //! - gsi2 (by tenant)   `T#<tenant>`                / `<updated_at>#<file>`
+//! - gsi3 (by tenant)   `T#<tenant>`                / `<created_at>#<file>`
+//! - gsi4 (by parent)   `T#<tenant>#P[#<parent>]`   / `<name key>\x01<file>`
+//! - name claim         pk `T#<tenant>#N[#<parent>]` sk `NAME#<name key>`
+//! - tag entry          pk `T#<tenant>#TAG#<tag>`    sk `<created_at>#<file>` (keys only)
 //!
 //! S3: content at `uploads/<tenant>/<upload>`: one object per upload (so per revision), fixed before
 //! the upload knows which file it will belong to (a `replace` upload may join an existing file), and
@@ -44,6 +48,17 @@ pub fn tenant_gsi_pk(tenant: &str) -> String {
 
 pub fn time_sort_key(at: &Timestamp, file_id: &str) -> String {
     format!("{}#{file_id}", format(at))
+}
+
+/// Name order within a parent. `\x01` sorts below every character a name may contain (names have no
+/// control characters), so "a" and all its ties come before "a b".
+pub fn name_sort_key(name_key: &str, file_id: &str) -> String {
+    format!("{name_key}\u{1}{file_id}")
+}
+
+/// The partition of a tag's entries.
+pub fn tag_pk(tenant: &str, tag: &str) -> String {
+    format!("T#{tenant}#TAG#{tag}")
 }
 
 pub fn object_key(tenant: &str, upload_id: &str) -> String {

@@ -59,7 +59,7 @@ const TRANSIENT_CODES: &[&str] = &[
     "TransactionInProgressException",
 ];
 
-fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -111,17 +111,17 @@ where
     classify(err)
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
-fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| StoreError::Permanent(Box::new(e)))
 }
 
-fn to_value<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+pub(crate) fn to_value<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Permanent(Box::new(e)))
 }
 
-fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Permanent(Box::new(e)))
 }
 
@@ -133,24 +133,28 @@ fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn key(pk: String, sk: impl Into<String>) -> Item {
+pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
 /// The file record as stored: its keys, then its fields.
 #[derive(Serialize, Deserialize)]
-struct FileItem {
+pub(crate) struct FileItem {
     pk: String,
     sk: String,
     gsi1pk: String,
     gsi1sk: String,
     gsi2pk: String,
     gsi2sk: String,
+    gsi3pk: String,
+    gsi3sk: String,
+    gsi4pk: String,
+    gsi4sk: String,
     /// DynamoDB TTL, only while the file has never had content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at_epoch: Option<i64>,
     #[serde(flatten)]
-    record: FileRecord,
+    pub(crate) record: FileRecord,
 }
 
 impl FileItem {
@@ -162,6 +166,10 @@ impl FileItem {
             gsi1sk: keys::time_sort_key(&record.created_at, &record.id),
             gsi2pk: keys::tenant_gsi_pk(&record.tenant_id),
             gsi2sk: keys::time_sort_key(&record.updated_at, &record.id),
+            gsi3pk: keys::tenant_gsi_pk(&record.tenant_id),
+            gsi3sk: keys::time_sort_key(&record.created_at, &record.id),
+            gsi4pk: keys::parent_gsi_pk(&record.tenant_id, record.parent.as_deref()),
+            gsi4sk: keys::name_sort_key(&name_key(&record.name), &record.id),
             expires_at_epoch: record.expires_at.map(|t| t.timestamp()),
             record: record.clone(),
         }
@@ -193,11 +201,11 @@ impl UploadItem {
 }
 
 #[derive(Serialize, Deserialize)]
-struct RevisionItem {
+pub(crate) struct RevisionItem {
     pk: String,
     sk: String,
     #[serde(flatten)]
-    revision: RevisionRecord,
+    pub(crate) revision: RevisionRecord,
 }
 
 /// "This name in this parent belongs to this file": the item whose conditional put makes names
@@ -231,11 +239,27 @@ impl NameClaimItem {
     }
 }
 
+/// "This file has this tag": one keys-only entry per (file, tag), so that a tag's files are one
+/// Query in creation order. The file record stays the source of truth; entries are written in the
+/// same transactions that change a file's tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagEntry {
+    pub file_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct TagEntryItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    pub(crate) entry: TagEntry,
+}
+
 /// Files, revisions, name claims and upload sessions in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct FileStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 /// The condition under which a new upload of an existing file may start.
@@ -327,6 +351,44 @@ impl FileStore {
         Ok(())
     }
 
+    /// The writes that move a file's tag entries from `before` to `after` (either may be absent:
+    /// a new file, a deleted file). Unchanged tags are not touched.
+    pub fn tag_entry_writes(
+        &self,
+        before: Option<&FileRecord>,
+        after: Option<&FileRecord>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let tags_of = |f: Option<&FileRecord>| f.map(|f| f.tags.clone()).unwrap_or_default();
+        let (old, new) = (tags_of(before), tags_of(after));
+        let mut writes = Vec::new();
+        if let Some(file) = before {
+            for tag in old.iter().filter(|t| !new.contains(t)) {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(
+                        keys::tag_pk(&file.tenant_id, tag),
+                        keys::time_sort_key(&file.created_at, &file.id),
+                    )))
+                    .build()
+                    .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+                writes.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        if let Some(file) = after {
+            for tag in new.iter().filter(|t| !old.contains(t)) {
+                let item = TagEntryItem {
+                    pk: keys::tag_pk(&file.tenant_id, tag),
+                    sk: keys::time_sort_key(&file.created_at, &file.id),
+                    entry: TagEntry {
+                        file_id: file.id.clone(),
+                    },
+                };
+                writes.push(self.put(to_item(&item)?, None, Item::new())?);
+            }
+        }
+        Ok(writes)
+    }
+
     /// A name claim may be taken when nobody holds it, or when its holder never got content and
     /// expired (DynamoDB TTL deletes lazily, up to days later).
     fn claim_put(&self, file: &FileRecord) -> Result<TransactWriteItem, StoreError> {
@@ -347,7 +409,7 @@ impl FileStore {
         file: &FileRecord,
         session: &UploadSession,
     ) -> Result<(), StoreError> {
-        self.transact(vec![
+        let mut items = vec![
             self.claim_put(file)?,
             self.put(
                 to_item(&FileItem::new(file))?,
@@ -359,8 +421,9 @@ impl FileStore {
                 Some("attribute_not_exists(pk)"),
                 Item::new(),
             )?,
-        ])
-        .await
+        ];
+        items.extend(self.tag_entry_writes(None, Some(file))?);
+        self.transact(items).await
     }
 
     /// Stores an upload session for a new revision of an existing file, if the file still meets
@@ -522,6 +585,10 @@ impl FileStore {
                 )?);
             }
         }
+        items.extend(self.tag_entry_writes(
+            file.filter(|f| session.creates_file && f.revision == 0),
+            None,
+        )?);
         self.transact(items).await
     }
 
