@@ -70,12 +70,21 @@ impl StackOptions {
     }
 }
 
+/// `FILES_CURSOR_SECRET` of the local stack (a development value, public by design).
+pub const LOCAL_CURSOR_SECRET: &str = "local-development-cursor-secret-not-for-production";
+
 /// The functions' configuration for a local stack.
 pub fn local_config(table_name: &str, bucket_name: &str) -> Config {
     let lookup = |name: &str| match name {
         "FILES_TABLE_NAME" => Some(table_name.to_string()),
         "FILES_BUCKET_NAME" => Some(bucket_name.to_string()),
         "FILES_S3_FORCE_PATH_STYLE" => Some("true".to_string()),
+        // A fixed development key, so that cursors survive a restart of the local stack. Never
+        // used on AWS, where the template generates one in Secrets Manager.
+        "FILES_CURSOR_SECRET" => Some(
+            std::env::var("FILES_CURSOR_SECRET")
+                .unwrap_or_else(|_| LOCAL_CURSOR_SECRET.to_string()),
+        ),
         other => std::env::var(other).ok(),
     };
     Config::from_lookup(lookup).expect("the local configuration is valid")
@@ -147,6 +156,28 @@ impl LocalStack {
         })
     }
 
+    /// Every object key in the bucket, for checks that deletes leave nothing behind.
+    pub async fn list_objects(&self) -> Vec<String> {
+        let client = local_s3_client(&self.s3.endpoint_url());
+        let mut keys = Vec::new();
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(&self.app.config.bucket_name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(str::to_string)),
+                ),
+                Err(e) => panic!("listing the local bucket failed: {e}"),
+            }
+        }
+        keys
+    }
+
     pub fn base_url(&self) -> String {
         self.gateway.base_url()
     }
@@ -204,29 +235,27 @@ where
 
 /// Every route function, by its binary name (as the template's `BuildProperties.Binary` names it).
 pub fn route_handlers(app: &Arc<App>) -> HashMap<String, RouteHandler> {
-    HashMap::from([
-        (
-            "create-upload".to_string(),
-            handler(app, create_upload::handle),
-        ),
-        ("get-file".to_string(), handler(app, get_file::handle)),
-        (
-            "download-file".to_string(),
-            handler(app, download_file::handle),
-        ),
-        (
-            "complete-upload".to_string(),
-            handler(app, complete_upload::handle),
-        ),
-        (
-            "abort-upload".to_string(),
-            handler(app, abort_upload::handle),
-        ),
-        (
-            "get-thumbnail".to_string(),
-            handler(app, get_thumbnail::handle),
-        ),
-    ])
+    let routes: [(&str, RouteHandler); 15] = [
+        ("create-upload", handler(app, create_upload::handle)),
+        ("complete-upload", handler(app, complete_upload::handle)),
+        ("abort-upload", handler(app, abort_upload::handle)),
+        ("get-file", handler(app, get_file::handle)),
+        ("list-files", handler(app, list_files::handle)),
+        ("download-file", handler(app, download_file::handle)),
+        ("get-thumbnail", handler(app, get_thumbnail::handle)),
+        ("update-file", handler(app, update_file::handle)),
+        ("trash-file", handler(app, trash_file::handle)),
+        ("restore-file", handler(app, restore_file::handle)),
+        ("delete-file", handler(app, delete_file::handle)),
+        ("list-revisions", handler(app, list_revisions::handle)),
+        ("get-revision", handler(app, get_revision::handle)),
+        ("restore-revision", handler(app, restore_revision::handle)),
+        ("delete-revision", handler(app, delete_revision::handle)),
+    ];
+    routes
+        .into_iter()
+        .map(|(binary, handler)| (binary.to_string(), handler))
+        .collect()
 }
 
 /// Delivers S3 events to `process_upload::handle`, retrying failures as Lambda does for

@@ -42,3 +42,27 @@ impl App {
         }
     }
 }
+
+/// Whether a lookup may return a file that is in the trash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trashed {
+    Exclude,
+    Include,
+}
+
+impl App {
+    /// The principal's tenant's file `file_id`; 404 for a missing file, a file of another tenant
+    /// (the key is tenant-scoped, so it is simply not found) and, unless included, a trashed one.
+    pub async fn file_of(
+        &self,
+        principal: &crate::principal::Principal,
+        file_id: &str,
+        trashed: Trashed,
+    ) -> Result<crate::domain::FileRecord, crate::ApiError> {
+        self.files
+            .get_file(&principal.tenant_id, file_id)
+            .await?
+            .filter(|f| trashed == Trashed::Include || f.trashed_at.is_none())
+            .ok_or(crate::ApiError::NotFound("file"))
+    }
+}

@@ -36,7 +36,35 @@ pub struct Config {
     /// `FILES_S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, needed by local S3 endpoints
     /// that are addressed by IP.
     pub s3_force_path_style: bool,
+    /// `FILES_CURSOR_SECRET` (no default; at least 32 bytes when set): the HMAC-SHA256 key that
+    /// signs listing cursors (`GET /v1/files`), so a client cannot forge or alter one. Only the
+    /// list-files function needs it (it answers 500 without it). Changing it invalidates the cursors
+    /// handed out before (clients get 400 `invalid_cursor` and start their walk again).
+    pub cursor_secret: Option<Secret>,
 }
+
+/// Key material that never shows in logs (`Debug` prints only its length).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Secret(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// The shortest accepted `FILES_CURSOR_SECRET`: HMAC-SHA256 keys below the hash's size are weaker.
+pub const MIN_CURSOR_SECRET_BYTES: usize = 32;
 
 /// A setting that is missing or cannot be parsed; the function refuses to start.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +162,16 @@ impl Config {
                 .collect(),
             thumbnail_max_source_bytes: parsed("FILES_THUMBNAIL_MAX_SOURCE_BYTES", 64 * MIB)?,
             s3_force_path_style: flag("FILES_S3_FORCE_PATH_STYLE")?,
+            cursor_secret: match lookup("FILES_CURSOR_SECRET") {
+                None => None,
+                Some(secret) if secret.len() < MIN_CURSOR_SECRET_BYTES => {
+                    return Err(ConfigError::Invalid {
+                        name: "FILES_CURSOR_SECRET",
+                        reason: format!("must be at least {MIN_CURSOR_SECRET_BYTES} bytes"),
+                    });
+                }
+                Some(secret) => Some(Secret::new(secret)),
+            },
         })
     }
 }
@@ -180,5 +218,24 @@ mod tests {
         let mut bad_size = base.to_vec();
         bad_size.push(("FILES_MAX_UPLOAD_BYTES", "-1"));
         assert!(config(&bad_size).is_err());
+    }
+
+    #[test]
+    fn cursor_secret_is_optional_but_long_when_set_and_never_printed() {
+        let base = [("FILES_TABLE_NAME", "t"), ("FILES_BUCKET_NAME", "b")];
+        assert!(config(&base).unwrap().cursor_secret.is_none());
+        let mut short = base.to_vec();
+        short.push(("FILES_CURSOR_SECRET", "too short"));
+        let err = config(&short).unwrap_err();
+        assert!(err.to_string().contains("FILES_CURSOR_SECRET"), "{err}");
+        let secret = "0123456789abcdef0123456789abcdef-secret";
+        let mut long = base.to_vec();
+        long.push(("FILES_CURSOR_SECRET", secret));
+        let c = config(&long).unwrap();
+        assert_eq!(
+            c.cursor_secret.as_ref().unwrap().expose(),
+            secret.as_bytes()
+        );
+        assert!(!format!("{c:?}").contains(secret));
     }
 }

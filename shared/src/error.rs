@@ -25,12 +25,32 @@ pub enum ApiError {
     /// A query or path parameter has a value the API does not accept.
     #[error("invalid parameter {name}: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
+    /// A query parameter the route does not know (the name is the client's text).
+    #[error("unknown parameter {0:?}")]
+    UnknownParameter(String),
+    /// A listing cursor that this service did not issue for this caller and this query.
+    #[error(
+        "the cursor is not valid for this query: it was altered, or issued for another query or caller; list again without it"
+    )]
+    InvalidCursor,
+    /// A listing that would read more than the per-request bound to fill its page.
+    #[error("{0}")]
+    QueryTooBroad(String),
     /// The request reached the function without verified JWT claims (the authorizer is bypassed).
     #[error("missing authorization")]
     Unauthenticated,
     /// The token is valid but carries no usable tenant claim.
     #[error("the token carries no valid tenant claim {claim}")]
     MissingTenant { claim: String },
+    /// The token lacks the scope the route needs.
+    #[error("this needs the {needed} scope")]
+    InsufficientScope { needed: &'static str },
+    /// A user tried to replace the content of a file another principal created.
+    #[error("only the file's creator, an app or an admin may replace its content")]
+    NotFileOwner,
+    /// The current revision cannot be deleted (upload or restore another one first).
+    #[error("the current revision cannot be deleted")]
+    CurrentRevision,
     /// No such resource for this tenant (also what another tenant's resource looks like).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -93,12 +113,18 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
-            ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidParameter { .. }
+            | ApiError::UnknownParameter(_)
+            | ApiError::InvalidCursor
+            | ApiError::QueryTooBroad(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidBody(_) | ApiError::InvalidField { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::MissingTenant { .. } => StatusCode::FORBIDDEN,
+            ApiError::MissingTenant { .. }
+            | ApiError::InsufficientScope { .. }
+            | ApiError::NotFileOwner => StatusCode::FORBIDDEN,
+            ApiError::CurrentRevision => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::FileNotReady { .. } => StatusCode::CONFLICT,
             ApiError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -121,9 +147,16 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::InvalidField { .. } => "invalid_field",
-            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::InvalidParameter { .. } | ApiError::UnknownParameter(_) => {
+                "invalid_parameter"
+            }
+            ApiError::InvalidCursor => "invalid_cursor",
+            ApiError::QueryTooBroad(_) => "query_too_broad",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::MissingTenant { .. } => "missing_tenant",
+            ApiError::InsufficientScope { .. } => "insufficient_scope",
+            ApiError::NotFileOwner => "not_file_owner",
+            ApiError::CurrentRevision => "current_revision",
             ApiError::NotFound(_) => "not_found",
             ApiError::FileNotReady { .. } => "file_not_ready",
             ApiError::FileTooLarge { .. } => "file_too_large",
@@ -144,9 +177,16 @@ impl ApiError {
             ApiError::MalformedJson(_) => "Malformed JSON",
             ApiError::InvalidBody(_) => "Invalid request body",
             ApiError::InvalidField { .. } => "Invalid field",
-            ApiError::InvalidParameter { .. } => "Invalid parameter",
+            ApiError::InvalidParameter { .. } | ApiError::UnknownParameter(_) => {
+                "Invalid parameter"
+            }
+            ApiError::InvalidCursor => "Invalid cursor",
+            ApiError::QueryTooBroad(_) => "Query too broad",
             ApiError::Unauthenticated => "Unauthenticated",
             ApiError::MissingTenant { .. } => "No tenant in token",
+            ApiError::InsufficientScope { .. } => "Insufficient scope",
+            ApiError::NotFileOwner => "Not the file's owner",
+            ApiError::CurrentRevision => "Current revision",
             ApiError::NotFound(_) => "Not found",
             ApiError::FileNotReady { .. } => "File not ready",
             ApiError::FileTooLarge { .. } => "File too large",
@@ -181,8 +221,21 @@ impl ApiError {
             ApiError::UploadRejected { reason } => {
                 map.insert("reason".into(), reason.clone().into());
             }
+            ApiError::InsufficientScope { needed } => {
+                map.insert("required_scope".into(), (*needed).into());
+            }
             ApiError::FileTooLarge { limit, .. } => {
                 map.insert("limit".into(), (*limit).into());
+            }
+            // Which query parameter to fix.
+            ApiError::InvalidParameter { name, .. } => {
+                map.insert("parameter".into(), (*name).into());
+            }
+            ApiError::UnknownParameter(name) => {
+                map.insert("parameter".into(), name.clone().into());
+            }
+            ApiError::InvalidCursor => {
+                map.insert("parameter".into(), "cursor".into());
             }
             _ => {}
         }

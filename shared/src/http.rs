@@ -29,6 +29,18 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     })
 }
 
+/// The caller, if the token grants `scope` for this route: 401 without verified claims, 403 without
+/// a tenant or the scope. Every handler starts here.
+pub fn authorize(
+    req: &Request,
+    config: &crate::Config,
+    scope: crate::principal::Scope,
+) -> Result<crate::principal::Principal, ApiError> {
+    let principal = crate::principal::Principal::from_request(req, &config.tenant_claim)?;
+    principal.require(scope)?;
+    Ok(principal)
+}
+
 /// A file id from the path. A value that cannot be an id cannot exist: 404, as for a missing file.
 pub fn file_id_param(req: &Request) -> Result<String, ApiError> {
     let params = req.path_parameters();
@@ -37,6 +49,16 @@ pub fn file_id_param(req: &Request) -> Result<String, ApiError> {
         return Err(ApiError::NotFound("file"));
     }
     Ok(id.to_string())
+}
+
+/// A revision number from the path; anything but a positive number cannot exist: 404.
+pub fn revision_param(req: &Request) -> Result<u32, ApiError> {
+    let params = req.path_parameters();
+    params
+        .first("revision")
+        .and_then(|r| r.parse::<u32>().ok())
+        .filter(|r| *r > 0)
+        .ok_or(ApiError::NotFound("revision"))
 }
 
 /// An upload id from the path; one that cannot exist is a 404.
@@ -106,6 +128,32 @@ pub fn if_none_match(req: &Request, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+/// Honors `If-Match`: 412 unless it lists `etag` (or `*`). No header, no condition.
+pub fn check_if_match(req: &Request, etag: &str) -> Result<(), ApiError> {
+    let mut values = req
+        .headers()
+        .get_all(header::IF_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .peekable();
+    if values.peek().is_none() {
+        return Ok(());
+    }
+    // If-Match uses the strong comparison: a weak ETag never matches.
+    if values.any(|candidate| candidate == "*" || candidate == etag) {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed)
+    }
+}
+
+/// True when the request carries `If-Match`.
+pub fn has_if_match(req: &Request) -> bool {
+    req.headers().contains_key(header::IF_MATCH)
 }
 
 /// Turns a handler's result into the response: errors become problem+json here, in one place.

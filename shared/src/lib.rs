@@ -8,7 +8,8 @@
 //! - [`principal`]: who is calling (tenant, subject, scopes), from the JWT claims.
 //! - [`domain`]: the rules (validation, records, state changes) as plain functions.
 //! - [`keys`]: how tenant-scoped DynamoDB and S3 keys are built.
-//! - [`store`] (DynamoDB) and [`storage`] (S3): the AWS adapters.
+//! - [`store`] (DynamoDB) and [`storage`] (S3): the AWS adapters; [`store_queries`]: the listing reads.
+//! - [`listing`]: `GET /v1/files` parameters, plans, pages and cursors; [`links`]: presigned links of a file.
 
 pub mod app;
 pub mod config;
@@ -18,9 +19,12 @@ pub mod finalize;
 pub mod http;
 pub mod keys;
 pub mod lambda;
+pub mod links;
+pub mod listing;
 pub mod principal;
 pub mod storage;
 pub mod store;
+pub mod store_queries;
 
 pub use app::App;
 pub use config::Config;

@@ -16,7 +16,43 @@ pub struct Principal {
     /// The token's `sub`: recorded as `created_by`.
     pub subject: String,
     pub scopes: Vec<String>,
+    /// `app` for service tokens (claim `principal_type: app`), else a user.
+    pub kind: PrincipalKind,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    User,
+    App,
+}
+
+/// What a route needs the token to allow. Each level includes the ones below it: `files:admin`
+/// can do what `files:write` can, which can do what `files:read` can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "files:read",
+            Scope::Write => "files:write",
+            Scope::Admin => "files:admin",
+        }
+    }
+
+    fn parse(scope: &str) -> Option<Scope> {
+        [Scope::Read, Scope::Write, Scope::Admin]
+            .into_iter()
+            .find(|s| s.as_str() == scope)
+    }
+}
+
+/// The claim that marks service (app) tokens.
+pub const PRINCIPAL_TYPE_CLAIM: &str = "principal_type";
 
 /// Longest tenant id accepted: it is part of every key, and keys have size limits.
 const MAX_TENANT_ID_LEN: usize = 128;
@@ -58,11 +94,44 @@ impl Principal {
                 .map(|s| s.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
         };
+        let kind = match claims.get(PRINCIPAL_TYPE_CLAIM).map(String::as_str) {
+            Some("app") => PrincipalKind::App,
+            _ => PrincipalKind::User,
+        };
         Ok(Principal {
             tenant_id: tenant_id.clone(),
             subject: subject.clone(),
             scopes,
+            kind,
         })
+    }
+
+    /// The highest scope the token grants, if any.
+    pub fn granted(&self) -> Option<Scope> {
+        self.scopes.iter().filter_map(|s| Scope::parse(s)).max()
+    }
+
+    /// 403 `insufficient_scope` unless the token grants `needed` (or more).
+    pub fn require(&self, needed: Scope) -> Result<(), ApiError> {
+        match self.granted() {
+            Some(granted) if granted >= needed => Ok(()),
+            _ => Err(ApiError::InsufficientScope {
+                needed: needed.as_str(),
+            }),
+        }
+    }
+
+    /// Replacing the content of someone else's file is for apps and admins (as Twake allows only
+    /// apps to overwrite): a user may only add revisions to files they created.
+    pub fn may_replace_content_of(&self, created_by: &str) -> Result<(), ApiError> {
+        if self.subject == created_by
+            || self.kind == PrincipalKind::App
+            || self.granted() == Some(Scope::Admin)
+        {
+            Ok(())
+        } else {
+            Err(ApiError::NotFileOwner)
+        }
     }
 
     /// Reads the principal from an API Gateway HTTP API (payload 2.0) request.
@@ -82,6 +151,48 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn principal(scopes: &str, kind: PrincipalKind) -> Principal {
+        Principal {
+            tenant_id: "acme".into(),
+            subject: "alice".into(),
+            scopes: scopes.split_whitespace().map(str::to_string).collect(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn scopes_include_the_lower_ones() {
+        let writer = principal("files:write", PrincipalKind::User);
+        assert!(writer.require(Scope::Read).is_ok());
+        assert!(writer.require(Scope::Write).is_ok());
+        assert_eq!(writer.require(Scope::Admin).unwrap_err().status(), 403);
+        let nobody = principal("openid profile", PrincipalKind::User);
+        assert_eq!(
+            nobody.require(Scope::Read).unwrap_err().code(),
+            "insufficient_scope"
+        );
+    }
+
+    #[test]
+    fn only_owners_apps_and_admins_replace_content() {
+        let user = principal("files:write", PrincipalKind::User);
+        assert!(user.may_replace_content_of("alice").is_ok());
+        assert_eq!(
+            user.may_replace_content_of("bob").unwrap_err().code(),
+            "not_file_owner"
+        );
+        assert!(
+            principal("files:write", PrincipalKind::App)
+                .may_replace_content_of("bob")
+                .is_ok()
+        );
+        assert!(
+            principal("files:admin", PrincipalKind::User)
+                .may_replace_content_of("bob")
+                .is_ok()
+        );
+    }
 
     fn claims(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

@@ -393,6 +393,65 @@ impl ObjectStorage {
     }
 }
 
+impl ObjectStorage {
+    /// Server-side copy: a restored revision gets its own object without the bytes passing here.
+    pub async fn copy(&self, source_key: &str, target_key: &str) -> Result<(), StorageError> {
+        let source = format!(
+            "{}/{}",
+            self.bucket,
+            percent_encoding::utf8_percent_encode(source_key, COPY_SOURCE_ESCAPES)
+        );
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(target_key)
+            .copy_source(source)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Deletes many objects, 1,000 per request; missing ones are fine.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StorageError::Permanent(Box::new(e)))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StorageError::Permanent(Box::new(e)))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(classify)?;
+            if let Some(error) = out.errors.as_deref().and_then(|e| e.first()) {
+                return Err(StorageError::Transient(
+                    format!("S3 could not delete {:?}: {:?}", error.key, error.code).into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `x-amz-copy-source` is a URL path: keys are percent-encoded, `/` kept.
+const COPY_SOURCE_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 async fn collect(body: aws_sdk_s3::primitives::ByteStream) -> Result<Vec<u8>, StorageError> {
     body.collect()
         .await

@@ -650,3 +650,188 @@ fn with_status_name(mut item: TransactWriteItem) -> TransactWriteItem {
     }
     item
 }
+
+/// Why a file update lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateConflict {
+    /// The record changed since it was read (another writer won).
+    Version,
+    /// The new name is held by another live file in the target parent.
+    NameTaken,
+}
+
+/// A file holds its name claim while it is not in the trash.
+fn holds_claim(file: &FileRecord) -> bool {
+    file.trashed_at.is_none()
+}
+
+impl FileStore {
+    /// Replaces a file record read at `before.version` with `after` (a metadata change, a move, a
+    /// trash or a restore), moving its name claim and tag entries along, all or nothing.
+    pub async fn update_file(
+        &self,
+        before: &FileRecord,
+        after: &FileRecord,
+    ) -> Result<Result<(), UpdateConflict>, StoreError> {
+        let mut items = vec![self.file_put_at_version(after, before.version)?];
+        let (old_claim, new_claim) = (
+            NameClaimItem::for_file(before),
+            NameClaimItem::for_file(after),
+        );
+        let same_claim = old_claim.pk == new_claim.pk && old_claim.sk == new_claim.sk;
+        let mut new_claim_index = None;
+        if !(same_claim && holds_claim(before) && holds_claim(after)) {
+            if holds_claim(before) {
+                items.push(self.delete(
+                    key(old_claim.pk, old_claim.sk),
+                    "file_id = :id",
+                    HashMap::from([(":id".to_string(), s(before.id.clone()))]),
+                )?);
+            }
+            if holds_claim(after) {
+                new_claim_index = Some(items.len());
+                items.push(self.claim_put(after)?);
+            }
+        }
+        items.extend(self.tag_entry_writes(Some(before), Some(after))?);
+        match self.transact(items).await {
+            Ok(()) => Ok(Ok(())),
+            Err(StoreError::ConditionFailed { item })
+                if item.is_some() && item == new_claim_index =>
+            {
+                Ok(Err(UpdateConflict::NameTaken))
+            }
+            Err(StoreError::ConditionFailed { .. }) => Ok(Err(UpdateConflict::Version)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every revision of a file, oldest first.
+    pub async fn list_revisions(
+        &self,
+        tenant: &str,
+        file_id: &str,
+    ) -> Result<Vec<RevisionRecord>, StoreError> {
+        let mut revisions = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :rev)")
+                .expression_attribute_values(":pk", s(keys::file_pk(tenant, file_id)))
+                .expression_attribute_values(":rev", s("REV#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                revisions.push(from_item::<RevisionItem>(item)?.revision);
+            }
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(revisions),
+            }
+        }
+    }
+
+    pub async fn find_revision(
+        &self,
+        tenant: &str,
+        file_id: &str,
+        revision: u32,
+    ) -> Result<Option<RevisionRecord>, StoreError> {
+        match self
+            .get_item(keys::file_pk(tenant, file_id), &keys::revision_sk(revision))
+            .await?
+        {
+            Some(item) => Ok(Some(from_item::<RevisionItem>(item)?.revision)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes an old revision's record, unless it is (or meanwhile became) the current one:
+    /// `ConditionFailed { item: Some(0) }`.
+    pub async fn delete_revision(&self, revision: &RevisionRecord) -> Result<(), StoreError> {
+        self.transact(vec![
+            self.check(
+                key(
+                    keys::file_pk(&revision.tenant_id, &revision.file_id),
+                    keys::FILE_SK,
+                ),
+                "attribute_exists(pk) AND revision <> :n",
+                HashMap::from([(":n".to_string(), n(revision.revision))]),
+            )?,
+            self.delete(
+                key(
+                    keys::file_pk(&revision.tenant_id, &revision.file_id),
+                    keys::revision_sk(revision.revision),
+                ),
+                "attribute_exists(pk)",
+                Item::new(),
+            )?,
+        ])
+        .await
+    }
+
+    /// Deletes a file for good: its record, name claim and tag entries together (if it is still at
+    /// the version read), then its revision records. The caller deletes the objects first.
+    pub async fn delete_file(
+        &self,
+        file: &FileRecord,
+        revisions: &[RevisionRecord],
+    ) -> Result<(), StoreError> {
+        let mut items = vec![self.delete(
+            key(keys::file_pk(&file.tenant_id, &file.id), keys::FILE_SK),
+            "version = :v",
+            HashMap::from([(":v".to_string(), n(file.version))]),
+        )?];
+        if holds_claim(file) {
+            let claim = NameClaimItem::for_file(file);
+            items.push(self.delete(
+                key(claim.pk, claim.sk),
+                "file_id = :id",
+                HashMap::from([(":id".to_string(), s(file.id.clone()))]),
+            )?);
+        }
+        items.extend(self.tag_entry_writes(Some(file), None)?);
+        self.transact(items).await?;
+        // Without the record nothing reaches these any more; removing them is housekeeping.
+        for chunk in revisions.chunks(25) {
+            let requests = chunk
+                .iter()
+                .map(|r| {
+                    let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
+                        .set_key(Some(key(
+                            keys::file_pk(&r.tenant_id, &r.file_id),
+                            keys::revision_sk(r.revision),
+                        )))
+                        .build()
+                        .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+                    Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .delete_request(delete)
+                        .build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut pending = HashMap::from([(self.table.clone(), requests)]);
+            // BatchWriteItem may leave items unprocessed under load: resubmit them.
+            for _ in 0..8 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                match out.unprocessed_items {
+                    Some(rest) if !rest.is_empty() => pending = rest,
+                    _ => break,
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+}

@@ -93,6 +93,29 @@ impl TestStack {
         )
     }
 
+    /// A valid local token for `sub` in `tenant` with exactly `scope`.
+    pub fn token_with(&self, tenant: &str, sub: &str, scope: &str) -> String {
+        self.token_with_claims(tenant, sub, scope, json!({}))
+    }
+
+    /// A valid local token with extra claims (e.g. `principal_type: app`).
+    pub fn token_with_claims(&self, tenant: &str, sub: &str, scope: &str, extra: Value) -> String {
+        let now = chrono_now();
+        let mut claims = json!({
+            "iss": DEFAULT_LOCAL_ISSUER,
+            "aud": DEFAULT_LOCAL_AUDIENCE,
+            "sub": sub,
+            "tenant_id": tenant,
+            "scope": scope,
+            "iat": now,
+            "exp": now + 3600,
+        });
+        if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+            claims.extend(extra.clone());
+        }
+        mint_hs256(DEFAULT_LOCAL_SECRET, &claims)
+    }
+
     /// `POST /v1/uploads`; returns status and JSON body.
     pub async fn create_upload(&self, token: &str, body: &Value) -> (u16, Value) {
         let resp = self
@@ -213,4 +236,67 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
             (state >> 33) as u8
         })
         .collect()
+}
+
+/// A photo-like JPEG of `width` x `height` whose EXIF says "rotate 90° clockwise to display"
+/// (orientation 6), as phones write portrait shots.
+pub fn jpeg_with_orientation(width: u32, height: u32, orientation: u16) -> Vec<u8> {
+    let pixels = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, 128])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+        .encode_image(&pixels)
+        .expect("encode JPEG");
+    // APP1 "Exif" with a little-endian TIFF header and one IFD entry: Orientation (0x0112), SHORT.
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"II*\0");
+    tiff.extend_from_slice(&8u32.to_le_bytes());
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes());
+    tiff.extend_from_slice(&3u16.to_le_bytes());
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    app1.extend_from_slice(b"Exif\0\0");
+    app1.extend_from_slice(&tiff);
+    // Right after SOI.
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A PNG header that declares `width` x `height` (a decompression bomb's shape), with a tiny body.
+pub fn png_bomb_header(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    png.extend_from_slice(&0u32.to_be_bytes());
+    png.extend_from_slice(b"IEND");
+    png.extend_from_slice(&crc32(b"IEND").to_be_bytes());
+    png
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

@@ -160,3 +160,65 @@ pub fn assert_request_violates_schema(method: &str, path_template: &str, body: &
         "{method} {path_template}: infra/openapi.yaml accepts a body the API refuses: {body}"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a_file() -> Value {
+        json!({
+            "id": "019a8f3e6c2b7d41a2b3c4d5e6f70819", "name": "a.txt", "content_type": "text/plain",
+            "size": 1, "status": "ready", "parent": null, "tags": [], "metadata": {}, "revision": 1,
+            "created_at": "2026-11-23T23:13:35.123Z", "created_by": "alice",
+            "updated_at": "2026-11-23T23:13:35.123Z"
+        })
+    }
+
+    #[test]
+    fn a_body_of_the_documented_shape_passes() {
+        assert_matches_schema("GET", "/v1/files/{file_id}", 200, &a_file());
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match")]
+    fn a_missing_required_field_fails() {
+        let mut file = a_file();
+        file.as_object_mut().unwrap().remove("id");
+        assert_matches_schema("GET", "/v1/files/{file_id}", 200, &file);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match")]
+    fn a_badly_formatted_timestamp_fails() {
+        let mut file = a_file();
+        file["created_at"] = json!("yesterday");
+        assert_matches_schema("GET", "/v1/files/{file_id}", 200, &file);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match")]
+    fn an_undocumented_member_fails() {
+        let mut file = a_file();
+        file["owner_email"] = json!("alice@example.com");
+        assert_matches_schema("GET", "/v1/files/{file_id}", 200, &file);
+    }
+
+    #[test]
+    #[should_panic(expected = "status not documented")]
+    fn an_undocumented_status_fails() {
+        assert_matches_schema("GET", "/v1/files/{file_id}", 418, &Value::Null);
+    }
+
+    #[test]
+    fn problems_are_checked_against_the_problem_schema() {
+        let problem = json!({"type": "/problems/not_found", "title": "Not found", "status": 404,
+                             "detail": "file not found", "code": "not_found"});
+        assert_matches_schema("GET", "/v1/files/{file_id}", 404, &problem);
+        let unknown_code = json!({"type": "/problems/x", "title": "X", "status": 404,
+                                  "detail": "x", "code": "no_such_code"});
+        let result = std::panic::catch_unwind(|| {
+            assert_matches_schema("GET", "/v1/files/{file_id}", 404, &unknown_code)
+        });
+        assert!(result.is_err(), "an undocumented code must not pass");
+    }
+}

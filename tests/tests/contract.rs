@@ -236,3 +236,60 @@ async fn the_local_stack_serves_the_contract_without_a_token() {
     let body: Value = resp.json().await.unwrap();
     assert_matches_schema("GET", "/v1/files/{file_id}", 401, &body);
 }
+
+/// `sam local` only overrides the variables that the template declares (globally or on a function);
+/// anything else in `infra/env.local.json` would be silently dropped.
+#[test]
+fn env_local_json_only_sets_variables_the_template_declares() {
+    let text = std::fs::read_to_string(template_path()).expect("template");
+    let document: serde_norway::Value = serde_norway::from_str(&text).expect("YAML");
+    let variable_names = |environment: Option<&serde_norway::Value>| -> BTreeSet<String> {
+        environment
+            .and_then(|e| e.get("Variables"))
+            .and_then(|v| v.as_mapping())
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut declared = variable_names(
+        document
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Environment")),
+    );
+    for function in template().functions() {
+        let resource = template()
+            .resource(&function.logical_id)
+            .cloned()
+            .expect("resource");
+        declared.extend(variable_names(
+            resource
+                .get("Properties")
+                .and_then(|p| p.get("Environment")),
+        ));
+    }
+    let env_local: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("infra/env.local.json"))
+            .expect("env.local.json"),
+    )
+    .expect("JSON");
+    for name in env_local["Parameters"]
+        .as_object()
+        .expect("Parameters")
+        .keys()
+    {
+        assert!(
+            declared.contains(name),
+            "infra/env.local.json sets {name}, which no function of the template declares: sam local would ignore it"
+        );
+    }
+    for required in ["FILES_TABLE_NAME", "FILES_BUCKET_NAME"] {
+        assert!(
+            declared.contains(required),
+            "the template does not set {required}"
+        );
+    }
+}

@@ -1,7 +1,10 @@
 //! The first vertical slice through the real parts: create an upload, PUT the bytes to S3 with the
 //! presigned URL, let the S3 event make the file ready, read it, download it through a 302.
 
-use integration_tests::{TestStack, sha256_hex, test_bytes};
+use integration_tests::openapi::assert_request_violates_schema;
+use integration_tests::{
+    TestStack, assert_matches_schema, assert_request_matches_schema, sha256_hex, test_bytes,
+};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -13,19 +16,17 @@ async fn upload_process_read_and_download_round_trip() {
     let name = "Q3 report \"final\"; é.txt";
 
     // WHEN the client declares the file
-    let (status, upload) = t
-        .create_upload(
-            &token,
-            &json!({
-                "name": name, "size": content.len(), "content_type": "text/plain",
-                "parent": "case-42", "tags": ["legal", "q3"], "metadata": {"case-id": "42"},
-                "sha256": sha256_hex(&content),
-            }),
-        )
-        .await;
+    let request = json!({
+        "name": name, "size": content.len(), "content_type": "text/plain",
+        "parent": "case-42", "tags": ["legal", "q3"], "metadata": {"case-id": "42"},
+        "sha256": sha256_hex(&content),
+    });
+    assert_request_matches_schema("POST", "/v1/uploads", &request);
+    let (status, upload) = t.create_upload(&token, &request).await;
 
     // THEN it gets a presigned PUT under the tenant's prefix, with nothing of the name in the key
     assert_eq!(status, 201, "{upload}");
+    assert_matches_schema("POST", "/v1/uploads", 201, &upload);
     let file_id = upload["file_id"].as_str().unwrap().to_string();
     assert_eq!(upload["method"], "PUT");
     let url = upload["url"].as_str().unwrap();
@@ -45,6 +46,7 @@ async fn upload_process_read_and_download_round_trip() {
     // AND until the content arrives the file is pending and cannot be downloaded
     let pending: Value = t.get_file(&token, &file_id).await.json().await.unwrap();
     assert_eq!(pending["status"], "pending");
+    assert_matches_schema("GET", "/v1/files/{file_id}", 200, &pending);
     let early = t
         .http
         .get(t.url(&format!("/v1/files/{file_id}/content")))
@@ -53,6 +55,8 @@ async fn upload_process_read_and_download_round_trip() {
         .await
         .unwrap();
     assert_eq!(early.status(), 409);
+    let problem: Value = early.json().await.unwrap();
+    assert_matches_schema("GET", "/v1/files/{file_id}/content", 409, &problem);
 
     // WHEN the bytes are PUT straight to S3
     let put = t.put_content(&upload, content.clone()).await;
@@ -60,6 +64,7 @@ async fn upload_process_read_and_download_round_trip() {
 
     // THEN the S3 event makes the file ready, with the real size, as revision 1
     let ready = t.wait_for_status(&token, &file_id, "ready").await;
+    assert_matches_schema("GET", "/v1/files/{file_id}", 200, &ready);
     assert_eq!(ready["id"], file_id.as_str());
     assert_eq!(ready["name"], name);
     assert_eq!(ready["size"], content.len());
@@ -86,6 +91,7 @@ async fn upload_process_read_and_download_round_trip() {
         .await
         .unwrap();
     assert_eq!(not_modified.status(), 304);
+    assert_matches_schema("GET", "/v1/files/{file_id}", 304, &Value::Null);
 
     // WHEN the client downloads it
     let redirect = t
@@ -98,6 +104,7 @@ async fn upload_process_read_and_download_round_trip() {
 
     // THEN it is sent to a presigned GET that returns the same bytes, named safely
     assert_eq!(redirect.status(), 302);
+    assert_matches_schema("GET", "/v1/files/{file_id}/content", 302, &Value::Null);
     let location = redirect.headers()["location"].to_str().unwrap().to_string();
     let download = t.http.get(&location).send().await.unwrap();
     assert_eq!(download.status(), 200);
@@ -135,9 +142,12 @@ async fn tenants_never_see_each_others_files() {
     let file_id = upload["file_id"].as_str().unwrap();
     t.wait_for_status(&alice, file_id, "ready").await;
 
-    for path in [
-        format!("/v1/files/{file_id}"),
-        format!("/v1/files/{file_id}/content"),
+    for (path, template) in [
+        (format!("/v1/files/{file_id}"), "/v1/files/{file_id}"),
+        (
+            format!("/v1/files/{file_id}/content"),
+            "/v1/files/{file_id}/content",
+        ),
     ] {
         let resp = t
             .http
@@ -150,6 +160,7 @@ async fn tenants_never_see_each_others_files() {
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["code"], "not_found");
+        assert_matches_schema("GET", template, 404, &body);
     }
 }
 
@@ -163,6 +174,8 @@ async fn requests_without_a_valid_token_are_401() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 401);
+    let body: Value = missing.json().await.unwrap();
+    assert_matches_schema("GET", "/v1/files/{file_id}", 401, &body);
     let forged = t.token("acme", "alice").replace('.', ".x");
     let bad = t
         .http
@@ -173,6 +186,8 @@ async fn requests_without_a_valid_token_are_401() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
+    let body: Value = bad.json().await.unwrap();
+    assert_matches_schema("POST", "/v1/uploads", 401, &body);
 }
 
 #[tokio::test]
@@ -246,6 +261,7 @@ async fn bad_input_gets_a_problem_never_a_500() {
         ),
     ];
     for (what, body, status, code) in cases {
+        let body_sent = body.clone();
         let resp = t
             .http
             .post(t.url("/v1/uploads"))
@@ -265,6 +281,14 @@ async fn bad_input_gets_a_problem_never_a_500() {
         assert_eq!(problem["code"], code, "{what}: {problem}");
         assert_eq!(problem["status"], status, "{what}");
         assert!(problem["detail"].is_string(), "{what}");
+        assert_matches_schema("POST", "/v1/uploads", status, &problem);
+        // The contract refuses what the handler refuses, where a schema can tell (not the
+        // configured size limit).
+        if let Ok(sent) = serde_json::from_str::<Value>(&body_sent)
+            && what != "too large"
+        {
+            assert_request_violates_schema("POST", "/v1/uploads", &sent);
+        }
     }
     // An id that cannot exist is a plain 404, and so is a bad disposition on it... after the id check.
     let resp = t.get_file(&token, "not-an-id").await;

@@ -6,8 +6,9 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::domain::{UploadKind, UploadSession, UploadStatus};
+use shared::http::authorize;
 use shared::http::{no_content, respond, upload_id_param};
-use shared::principal::Principal;
+use shared::principal::Scope;
 use shared::{ApiError, App};
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
 const MAX_ATTEMPTS: u32 = 5;
 
 async fn abort_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = Principal::from_request(req, &app.config.tenant_claim)?;
+    let principal = authorize(req, &app.config, Scope::Write)?;
     let upload_id = upload_id_param(req)?;
     for _ in 0..MAX_ATTEMPTS {
         let session = app

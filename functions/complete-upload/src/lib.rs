@@ -9,8 +9,9 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::domain::{UploadKind, UploadSession, UploadStatus};
 use shared::finalize::{Outcome, finalize_upload};
+use shared::http::authorize;
 use shared::http::{file_response, json_body, respond, upload_id_param};
-use shared::principal::Principal;
+use shared::principal::Scope;
 use shared::storage::StorageError;
 use shared::{ApiError, App};
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
 }
 
 async fn complete_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = Principal::from_request(req, &app.config.tenant_claim)?;
+    let principal = authorize(req, &app.config, Scope::Write)?;
     let upload_id = upload_id_param(req)?;
     let body: CompleteUploadRequest = match req.body().as_ref().is_empty() {
         true => CompleteUploadRequest { parts: None },

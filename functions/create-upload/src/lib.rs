@@ -18,8 +18,9 @@ use shared::domain::{
     FileRecord, FileStatus, Thumbnails, UploadKind, UploadSession, UploadStatus, ids, time,
     validate,
 };
+use shared::http::authorize;
 use shared::http::{json_body, json_response, respond};
-use shared::principal::Principal;
+use shared::principal::{Principal, Scope};
 use shared::storage::UploadConstraints;
 use shared::store::{RevisionPrecondition, StoreError};
 use shared::{ApiError, App, keys};
@@ -97,7 +98,7 @@ enum Target {
 }
 
 async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = Principal::from_request(req, &app.config.tenant_claim)?;
+    let principal = authorize(req, &app.config, Scope::Write)?;
     let body: CreateUploadRequest = json_body(req)?;
 
     let size = validate::file_size(body.size, app.config.max_upload_bytes)?;
@@ -170,7 +171,7 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
         created_at: now,
         expires_at,
     };
-    let stored = store_session(app, &body, &mut session, target).await;
+    let stored = store_session(app, &principal, &body, &mut session, target).await;
     if let (Err(_), UploadKind::Multipart { s3_upload_id, .. }) = (&stored, &kind) {
         // Nothing refers to the S3 upload: do not leave it (and its parts) behind.
         if let Err(e) = app.objects.abort_multipart(&object_key, s3_upload_id).await {
@@ -300,10 +301,15 @@ async fn existing_file_target(
         .await?
         .filter(|f| f.trashed_at.is_none())
         .ok_or(ApiError::NotFound("file"))?;
-    revision_target(file, if_match)
+    revision_target(principal, file, if_match)
 }
 
-fn revision_target(file: FileRecord, if_match: Option<&str>) -> Result<Target, ApiError> {
+fn revision_target(
+    principal: &Principal,
+    file: FileRecord,
+    if_match: Option<&str>,
+) -> Result<Target, ApiError> {
+    principal.may_replace_content_of(&file.created_by)?;
     let precondition = match if_match {
         None => RevisionPrecondition::Live,
         Some(etag) if etag == file.etag() || etag == "*" => {
@@ -320,6 +326,7 @@ fn revision_target(file: FileRecord, if_match: Option<&str>) -> Result<Target, A
 /// Stores the session (and the new file with its name claim). Returns whether a file was created.
 async fn store_session(
     app: &App,
+    principal: &Principal,
     body: &CreateUploadRequest,
     session: &mut UploadSession,
     target: Target,
@@ -332,7 +339,7 @@ async fn store_session(
                 let holder = name_holder(app, &file).await?;
                 match holder {
                     Some(existing) if body.replace => {
-                        match revision_target(existing, body.if_match.as_deref())? {
+                        match revision_target(principal, existing, body.if_match.as_deref())? {
                             Target::NewRevision { file, precondition } => (file, precondition),
                             Target::NewFile(_) => unreachable!(),
                         }

@@ -1,8 +1,16 @@
 //! `GET /v1/files/{file_id}`: the file's record, with an ETag; `If-None-Match` answers 304.
+//!
+//! A ready file comes with a presigned `download_url` (and `download_url_expires_at`) and, once made,
+//! its `thumbnails` (box size → presigned JPEG URL). The links are not part of the ETag, which is the
+//! record's version: a 304 stays valid while only the links would differ. A file in the trash
+//! answers 404 unless `?trashed=true`.
 
 use lambda_http::{Body, Request, Response};
-use shared::http::{file_id_param, if_none_match, json_response, respond};
-use shared::principal::Principal;
+use shared::app::Trashed;
+use shared::http::authorize;
+use shared::http::{file_id_param, if_none_match, json_response, query_param, respond};
+use shared::links::{Links, with_links};
+use shared::principal::Scope;
 use shared::{ApiError, App};
 use std::sync::Arc;
 
@@ -11,13 +19,19 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
 }
 
 async fn get_file(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = Principal::from_request(req, &app.config.tenant_claim)?;
+    let principal = authorize(req, &app.config, Scope::Read)?;
     let file_id = file_id_param(req)?;
-    let file = app
-        .files
-        .get_file(&principal.tenant_id, &file_id)
-        .await?
-        .ok_or(ApiError::NotFound("file"))?;
+    let trashed = match query_param(req, "trashed").as_deref() {
+        None | Some("false") => Trashed::Exclude,
+        Some("true") => Trashed::Include,
+        Some(_) => {
+            return Err(ApiError::InvalidParameter {
+                name: "trashed",
+                reason: "must be true or false".into(),
+            });
+        }
+    };
+    let file = app.file_of(&principal, &file_id, trashed).await?;
     let etag = file.etag();
     let mut resp = if if_none_match(req, &etag) {
         Response::builder()
@@ -25,7 +39,12 @@ async fn get_file(app: &App, req: &Request) -> Result<Response<Body>, ApiError> 
             .body(Body::Empty)
             .map_err(ApiError::internal)?
     } else {
-        json_response(http::StatusCode::OK, &file.view())?
+        let links = Links {
+            download: true,
+            thumbnails: true,
+        };
+        let body = with_links(&app.objects, &file, links, app.config.download_url_ttl).await?;
+        json_response(http::StatusCode::OK, &body)?
     };
     let headers = resp.headers_mut();
     headers.insert(

@@ -7,8 +7,9 @@
 use lambda_http::RequestExt;
 use lambda_http::{Body, Request, Response};
 use shared::domain::{FileRecord, THUMBNAIL_SIZES, Thumbnails};
+use shared::http::authorize;
 use shared::http::{file_id_param, query_param, redirect, respond};
-use shared::principal::Principal;
+use shared::principal::Scope;
 use shared::storage::DownloadOverrides;
 use shared::{ApiError, App, keys};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
 }
 
 async fn get_thumbnail(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = Principal::from_request(req, &app.config.tenant_claim)?;
+    let principal = authorize(req, &app.config, Scope::Read)?;
     let file_id = file_id_param(req)?;
     let size = size_param(req)?;
     let wait = wait_param(req)?;

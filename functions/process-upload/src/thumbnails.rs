@@ -1,9 +1,80 @@
-//! PLACEHOLDER written by the lead so the workspace builds; the thumbnails engineer replaces this
-//! whole file with the real implementation (same public API).
+//! Thumbnails of uploaded images: a pure library (bytes in, JPEG bytes out), no I/O.
+//!
+//! [`make_thumbnails`] sniffs the real format from the magic bytes (the declared content type is never
+//! trusted), refuses decompression bombs from the header before decoding, decodes with limits, applies
+//! the EXIF orientation, flattens alpha onto white, and makes every requested size as a baseline JPEG
+//! (quality 80, 4:2:0 chroma).
+//!
+//! How it is fast (figures in BENCHMARKS.md):
+//! - JPEG shrink-on-load: `jpeg-decoder` decodes at 1/2, 1/4 or 1/8 scale through its scaled IDCT, so a
+//!   24 MP photo is never expanded to full size. The scale leaves at least [`MIN_RESIZE_AFTER_SHRINK`]
+//!   for the final Lanczos3 resize (libvips leaves 2x; measured: 1.46x costs 0.01 dB after the q80
+//!   encode, and saves a quarter of the decode time).
+//! - Cascade: the largest thumbnail is made from the decoded image, each smaller one from the one before
+//!   it (the 256 from the 1024, the 64 from the 256), with `fast_image_resize` (SIMD Lanczos3).
+//! - Orientation is applied to the finished thumbnails, not to the decoded image.
+//! - Encoding with `jpeg-encoder`, which (unlike the `image` crate's encoder) writes 4:2:0.
 
-#[derive(Debug, Clone, Copy)]
+use fast_image_resize as fir;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat};
+use std::io::Cursor;
+
+/// The box edges made for every image upload.
+pub const THUMBNAIL_SIZES: [u32; 3] = [64, 256, 1024];
+
+/// JPEG quality of every thumbnail (libjpeg scale).
+pub const JPEG_QUALITY: u8 = 80;
+
+/// The JPEG shrink-on-load scale is chosen so that the decoded image is still at least this many
+/// times the largest thumbnail, in both directions; the rest is done by Lanczos3.
+pub const MIN_RESIZE_AFTER_SHRINK: f64 = 1.4;
+
+/// The largest box edge honoured: JPEG cannot hold more than 65,535 pixels a side.
+const MAX_BOX: u32 = 65_500;
+
+/// One thumbnail: the box it was made for, its real size (aspect kept, never upscaled) and the JPEG.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    /// The edge of the bounding box this thumbnail was made for (one of the requested sizes).
+    pub size: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Baseline JPEG, quality [`JPEG_QUALITY`], 4:2:0 (a grey image is encoded as one grey component).
+    pub jpeg: Vec<u8>,
+}
+
+impl std::fmt::Debug for Thumbnail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thumbnail")
+            .field("size", &self.size)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("jpeg_bytes", &self.jpeg.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThumbnailError {
+    /// Not an image we make thumbnails of (HEIC, AVIF, an unknown format, not an image at all):
+    /// a clean "no thumbnail" state, not a failure.
+    #[error("no thumbnail: {0}")]
+    Unsupported(String),
+    /// The bytes claim a format we support but do not decode (truncated, damaged, malformed).
+    #[error("corrupt image: {0}")]
+    Corrupt(String),
+    /// Over [`ThumbnailLimits`]: refused from the header, before decoding (decompression bombs).
+    #[error("image of {width}x{height} pixels is over the thumbnail limits")]
+    TooLarge { width: u32, height: u32 },
+}
+
+/// Limits on what is decoded; checked against the header before any large allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThumbnailLimits {
+    /// Largest width x height decoded. Default 100 MP.
     pub max_pixels: u64,
+    /// Largest buffer the decoders may allocate. Default 512 MiB.
     pub max_alloc_bytes: u64,
 }
 
@@ -16,27 +87,508 @@ impl Default for ThumbnailLimits {
     }
 }
 
-pub struct Thumbnail {
-    pub size: u32,
-    pub width: u32,
-    pub height: u32,
-    pub jpeg: Vec<u8>,
+/// An image format recognised by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageKind {
+    Jpeg,
+    Png,
+    Gif,
+    WebP,
+    Bmp,
+    Tiff,
+    /// HEIF with HEVC (iPhone photos): recognised, no thumbnail.
+    Heic,
+    /// AVIF: recognised, no thumbnail.
+    Avif,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ThumbnailError {
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-    #[error("corrupt: {0}")]
-    Corrupt(String),
-    #[error("too large: {width}x{height}")]
-    TooLarge { width: u32, height: u32 },
+impl ImageKind {
+    /// Whether [`make_thumbnails`] makes thumbnails of this format.
+    pub fn is_supported(self) -> bool {
+        !matches!(self, ImageKind::Heic | ImageKind::Avif)
+    }
+
+    /// The media type of the format.
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            ImageKind::Jpeg => "image/jpeg",
+            ImageKind::Png => "image/png",
+            ImageKind::Gif => "image/gif",
+            ImageKind::WebP => "image/webp",
+            ImageKind::Bmp => "image/bmp",
+            ImageKind::Tiff => "image/tiff",
+            ImageKind::Heic => "image/heic",
+            ImageKind::Avif => "image/avif",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ImageKind::Jpeg => "JPEG",
+            ImageKind::Png => "PNG",
+            ImageKind::Gif => "GIF",
+            ImageKind::WebP => "WebP",
+            ImageKind::Bmp => "BMP",
+            ImageKind::Tiff => "TIFF",
+            ImageKind::Heic => "HEIC",
+            ImageKind::Avif => "AVIF",
+        }
+    }
 }
 
+/// The image format of these bytes by magic number, if it is one we know (HEIC and AVIF are known
+/// but not supported: see [`ImageKind::is_supported`]).
+pub fn sniff_image_format(bytes: &[u8]) -> Option<ImageKind> {
+    let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
+    if at(0, &[0xFF, 0xD8, 0xFF]) {
+        Some(ImageKind::Jpeg)
+    } else if at(0, b"\x89PNG\r\n\x1a\n") {
+        Some(ImageKind::Png)
+    } else if at(0, b"GIF87a") || at(0, b"GIF89a") {
+        Some(ImageKind::Gif)
+    } else if at(0, b"RIFF") && at(8, b"WEBP") {
+        Some(ImageKind::WebP)
+    } else if at(0, b"II*\0") || at(0, b"MM\0*") || at(0, b"II+\0") || at(0, b"MM\0+") {
+        Some(ImageKind::Tiff)
+    } else if at(0, b"BM") && is_bmp_header(bytes) {
+        Some(ImageKind::Bmp)
+    } else if at(4, b"ftyp") {
+        sniff_heif(bytes)
+    } else {
+        None
+    }
+}
+
+/// "BM" alone is too weak (plain text can start with it): also require a known DIB header size.
+fn is_bmp_header(bytes: &[u8]) -> bool {
+    matches!(
+        read_u32_le(bytes, 14),
+        Some(12 | 16 | 40 | 52 | 56 | 64 | 108 | 124)
+    )
+}
+
+/// ISO base media files: the major brand, then the compatible brands, name HEIC or AVIF.
+fn sniff_heif(bytes: &[u8]) -> Option<ImageKind> {
+    let box_len = read_u32_be(bytes, 0)? as usize;
+    let end = box_len.clamp(16, 4096).min(bytes.len());
+    let brands = bytes.get(8..end)?;
+    let mut found = None;
+    // Major brand at 8, minor version at 12, compatible brands from 16.
+    for (i, brand) in brands.chunks_exact(4).enumerate() {
+        if i == 1 {
+            continue;
+        }
+        match brand {
+            b"avif" | b"avis" => return Some(ImageKind::Avif),
+            b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"hevm" | b"hevs"
+            | b"mif1" | b"msf1" | b"mif2" => found = Some(ImageKind::Heic),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Makes a thumbnail for every box edge in `sizes`, in the same order (see the module docs).
+///
+/// Each thumbnail fits its box with the aspect kept and is never upscaled: a 100x50 image gets
+/// 100x50 for the 256 and 1024 boxes. Box edges are clamped to 1..=65,500.
 pub fn make_thumbnails(
-    _bytes: &[u8],
-    _sizes: &[u32],
-    _limits: &ThumbnailLimits,
+    bytes: &[u8],
+    sizes: &[u32],
+    limits: &ThumbnailLimits,
 ) -> Result<Vec<Thumbnail>, ThumbnailError> {
-    Err(ThumbnailError::Unsupported("placeholder".into()))
+    make_thumbnails_tuned(bytes, sizes, limits, MIN_RESIZE_AFTER_SHRINK)
+}
+
+/// [`make_thumbnails`] with another shrink-on-load margin (2.0 is libvips' rule); for benchmarks.
+#[doc(hidden)]
+pub fn make_thumbnails_tuned(
+    bytes: &[u8],
+    sizes: &[u32],
+    limits: &ThumbnailLimits,
+    min_resize_after_shrink: f64,
+) -> Result<Vec<Thumbnail>, ThumbnailError> {
+    let kind = sniff_image_format(bytes).ok_or_else(|| {
+        ThumbnailError::Unsupported("not an image format we recognise".to_owned())
+    })?;
+    if !kind.is_supported() {
+        return Err(ThumbnailError::Unsupported(format!(
+            "{} images are not supported",
+            kind.name()
+        )));
+    }
+    let boxes: Vec<u32> = sizes.iter().map(|&s| s.clamp(1, MAX_BOX)).collect();
+    let Some(&largest) = boxes.iter().max() else {
+        return Ok(Vec::new());
+    };
+    if let Some((width, height)) = header_dimensions(kind, bytes) {
+        check_dimensions(width, height, 4, limits)?;
+    }
+    let source = match kind {
+        ImageKind::Jpeg => decode_jpeg(bytes, largest, limits, min_resize_after_shrink)?,
+        _ => decode_with_image(bytes, kind, limits)?,
+    };
+    render(&source, &boxes)
+}
+
+/// A decoded image, in its stored orientation, grey (1 byte a pixel) or RGB (3 bytes).
+struct Decoded {
+    pixels: Vec<u8>,
+    width: u32,
+    height: u32,
+    grey: bool,
+    /// Width and height of the full image (the decode may be scaled down): thumbnail sizes are
+    /// computed from these, so that the result does not depend on the decode scale.
+    full_width: u32,
+    full_height: u32,
+    orientation: Orientation,
+}
+
+fn check_dimensions(
+    width: u32,
+    height: u32,
+    bytes_per_pixel: u64,
+    limits: &ThumbnailLimits,
+) -> Result<(), ThumbnailError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels || pixels.saturating_mul(bytes_per_pixel) > limits.max_alloc_bytes
+    {
+        return Err(ThumbnailError::TooLarge { width, height });
+    }
+    if pixels == 0 {
+        return Err(ThumbnailError::Corrupt("image has no pixels".to_owned()));
+    }
+    Ok(())
+}
+
+fn read_u16_le(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn read_u32_le(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn read_u32_be(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Width and height from the fixed-position header fields, read before any decoder is made (JPEG and
+/// TIFF headers have no fixed layout: their decoders read them, and are checked the same way).
+fn header_dimensions(kind: ImageKind, b: &[u8]) -> Option<(u32, u32)> {
+    match kind {
+        ImageKind::Png if b.get(12..16) == Some(b"IHDR") => {
+            Some((read_u32_be(b, 16)?, read_u32_be(b, 20)?))
+        }
+        ImageKind::Gif => Some((read_u16_le(b, 6)?.into(), read_u16_le(b, 8)?.into())),
+        ImageKind::Bmp => {
+            if read_u32_le(b, 14)? == 12 {
+                Some((read_u16_le(b, 18)?.into(), read_u16_le(b, 20)?.into()))
+            } else {
+                let w = read_u32_le(b, 18)? as i32;
+                let h = read_u32_le(b, 22)? as i32;
+                Some((w.unsigned_abs(), h.unsigned_abs()))
+            }
+        }
+        ImageKind::WebP => match b.get(12..16)? {
+            b"VP8 " => Some((
+                u32::from(read_u16_le(b, 26)? & 0x3fff),
+                u32::from(read_u16_le(b, 28)? & 0x3fff),
+            )),
+            b"VP8L" => {
+                let bits = read_u32_le(b, 21)?;
+                Some(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
+            }
+            b"VP8X" => {
+                let w = read_u32_le(b, 24)? & 0xff_ffff;
+                let h = read_u32_le(b, 27)? & 0xff_ffff;
+                Some((w + 1, h + 1))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Box fitting: the long side becomes `edge`, the short side is rounded; never upscaled.
+fn fit(width: u32, height: u32, edge: u32) -> (u32, u32) {
+    if width <= edge && height <= edge {
+        return (width, height);
+    }
+    let (long, short) = (width.max(height) as u64, width.min(height) as u64);
+    let scaled = ((short * edge as u64 + long / 2) / long).max(1) as u32;
+    if width >= height {
+        (edge, scaled)
+    } else {
+        (scaled, edge)
+    }
+}
+
+/// The JPEG shrink-on-load divisor (1, 2, 4 or 8) for the largest thumbnail.
+fn jpeg_shrink(width: u32, height: u32, edge: u32, min_resize: f64) -> u32 {
+    let (tw, th) = fit(width, height, edge);
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|&s| {
+            width.div_ceil(s) as f64 >= tw as f64 * min_resize
+                && height.div_ceil(s) as f64 >= th as f64 * min_resize
+        })
+        .unwrap_or(1)
+}
+
+fn decode_jpeg(
+    bytes: &[u8],
+    largest_box: u32,
+    limits: &ThumbnailLimits,
+    min_resize: f64,
+) -> Result<Decoded, ThumbnailError> {
+    let corrupt = |e: jpeg_decoder::Error| ThumbnailError::Corrupt(e.to_string());
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    match decoder.read_info() {
+        Ok(()) => {}
+        // Arithmetic coding, hierarchical: the image crate's decoder may know better.
+        Err(jpeg_decoder::Error::Unsupported(_)) => {
+            return decode_with_image(bytes, ImageKind::Jpeg, limits);
+        }
+        Err(e) => return Err(corrupt(e)),
+    }
+    let info = decoder
+        .info()
+        .ok_or_else(|| ThumbnailError::Corrupt("JPEG without a frame header".to_owned()))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    check_dimensions(width, height, 3, limits)?;
+    let grey = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => false,
+        jpeg_decoder::PixelFormat::L8 => true,
+        // CMYK/YCCK and 16-bit lossless JPEGs are rare: the slower general path converts them.
+        _ => return decode_with_image(bytes, ImageKind::Jpeg, limits),
+    };
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+
+    let shrink = jpeg_shrink(width, height, largest_box, min_resize);
+    let (out_w, out_h) = (width.div_ceil(shrink), height.div_ceil(shrink));
+    // Component planes plus the interleaved output; progressive files also keep every coefficient.
+    let channels = if grey { 1 } else { 3 };
+    let mut need = u64::from(out_w) * u64::from(out_h) * channels * 2;
+    if info.coding_process == jpeg_decoder::CodingProcess::DctProgressive {
+        need += u64::from(width) * u64::from(height) * channels * 2;
+    }
+    if need > limits.max_alloc_bytes {
+        return Err(ThumbnailError::TooLarge { width, height });
+    }
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
+    );
+    if shrink > 1 {
+        decoder.scale(out_w as u16, out_h as u16).map_err(corrupt)?;
+    }
+    let pixels = decoder.decode().map_err(corrupt)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| ThumbnailError::Corrupt("JPEG without a frame header".to_owned()))?;
+    let (dw, dh) = (u32::from(info.width), u32::from(info.height));
+    if pixels.len() != dw as usize * dh as usize * channels as usize {
+        return Err(ThumbnailError::Corrupt(
+            "JPEG decoded to an unexpected size".to_owned(),
+        ));
+    }
+    Ok(Decoded {
+        pixels,
+        width: dw,
+        height: dh,
+        grey,
+        full_width: width,
+        full_height: height,
+        orientation,
+    })
+}
+
+fn image_format(kind: ImageKind) -> Option<ImageFormat> {
+    Some(match kind {
+        ImageKind::Jpeg => ImageFormat::Jpeg,
+        ImageKind::Png => ImageFormat::Png,
+        ImageKind::Gif => ImageFormat::Gif,
+        ImageKind::WebP => ImageFormat::WebP,
+        ImageKind::Bmp => ImageFormat::Bmp,
+        ImageKind::Tiff => ImageFormat::Tiff,
+        ImageKind::Heic | ImageKind::Avif => return None,
+    })
+}
+
+fn image_error(e: ImageError, width: u32, height: u32) -> ThumbnailError {
+    match e {
+        ImageError::Limits(_) => ThumbnailError::TooLarge { width, height },
+        ImageError::Unsupported(e) => ThumbnailError::Unsupported(e.to_string()),
+        e => ThumbnailError::Corrupt(e.to_string()),
+    }
+}
+
+/// Every format but the common JPEG: the `image` crate's decoders, with limits.
+fn decode_with_image(
+    bytes: &[u8],
+    kind: ImageKind,
+    limits: &ThumbnailLimits,
+) -> Result<Decoded, ThumbnailError> {
+    let format = image_format(kind).ok_or_else(|| {
+        ThumbnailError::Unsupported(format!("{} images are not supported", kind.name()))
+    })?;
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_alloc_bytes);
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(image_limits);
+    let (hw, hh) = header_dimensions(kind, bytes).unwrap_or((0, 0));
+    let mut decoder = reader.into_decoder().map_err(|e| image_error(e, hw, hh))?;
+    let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, 4, limits)?;
+    if decoder.total_bytes() > limits.max_alloc_bytes {
+        return Err(ThumbnailError::TooLarge { width, height });
+    }
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(e, width, height))?;
+    let (pixels, grey) = flatten(image);
+    Ok(Decoded {
+        pixels,
+        width,
+        height,
+        grey,
+        full_width: width,
+        full_height: height,
+        orientation,
+    })
+}
+
+/// To 8-bit grey or RGB, alpha composited onto white.
+fn flatten(image: DynamicImage) -> (Vec<u8>, bool) {
+    let color = image.color();
+    match image {
+        DynamicImage::ImageLuma8(b) => (b.into_raw(), true),
+        DynamicImage::ImageRgb8(b) => (b.into_raw(), false),
+        DynamicImage::ImageRgba8(b) => (flatten_in_place(b.into_raw(), 4), false),
+        DynamicImage::ImageLumaA8(b) => (flatten_in_place(b.into_raw(), 2), true),
+        other => {
+            let grey = !color.has_color();
+            match (grey, color.has_alpha()) {
+                (true, false) => (other.into_luma8().into_raw(), true),
+                (true, true) => (
+                    flatten_in_place(other.into_luma_alpha8().into_raw(), 2),
+                    true,
+                ),
+                (false, false) => (other.into_rgb8().into_raw(), false),
+                (false, true) => (flatten_in_place(other.into_rgba8().into_raw(), 4), false),
+            }
+        }
+    }
+}
+
+/// Composites pixels of `stride` bytes (colour then alpha) onto white, packing them without alpha in
+/// the same buffer.
+fn flatten_in_place(mut buf: Vec<u8>, stride: usize) -> Vec<u8> {
+    let colors = stride - 1;
+    let pixels = buf.len() / stride;
+    for i in 0..pixels {
+        let alpha = u32::from(buf[i * stride + colors]);
+        for c in 0..colors {
+            let v = u32::from(buf[i * stride + c]);
+            // v*a + 255*(255-a), divided by 255 with rounding.
+            buf[i * colors + c] = ((v * alpha + 255 * (255 - alpha) + 127) / 255) as u8;
+        }
+    }
+    buf.truncate(pixels * colors);
+    buf.shrink_to_fit();
+    buf
+}
+
+/// Makes every size, the largest from the decoded image and each smaller one from the one before.
+fn render(source: &Decoded, boxes: &[u32]) -> Result<Vec<Thumbnail>, ThumbnailError> {
+    let pixel_type = if source.grey {
+        fir::PixelType::U8
+    } else {
+        fir::PixelType::U8x3
+    };
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(boxes[i]));
+
+    let mut resizer = fir::Resizer::new();
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3));
+    let mut out: Vec<Option<Thumbnail>> = vec![None; boxes.len()];
+    // The image the next (smaller) size is made from: the decoded one, then each thumbnail in turn.
+    let mut previous: Option<(Vec<u8>, u32, u32)> = None;
+    for i in order {
+        let (tw, th) = fit(source.full_width, source.full_height, boxes[i]);
+        // A scaled decode can round a side up by a pixel: never ask for more than there is.
+        let (sw, sh, src): (u32, u32, &[u8]) = match &previous {
+            Some((p, w, h)) => (*w, *h, p),
+            None => (source.width, source.height, &source.pixels),
+        };
+        let (tw, th) = (tw.min(sw), th.min(sh));
+        let pixels = if (tw, th) == (sw, sh) {
+            src.to_vec()
+        } else {
+            let src_image = fir::images::ImageRef::new(sw, sh, src, pixel_type)
+                .map_err(|e| ThumbnailError::Corrupt(format!("resize: {e}")))?;
+            let mut dst = fir::images::Image::new(tw, th, pixel_type);
+            resizer
+                .resize(&src_image, &mut dst, &options)
+                .map_err(|e| ThumbnailError::Corrupt(format!("resize: {e}")))?;
+            dst.into_vec()
+        };
+        let (oriented, ow, oh) = orient(&pixels, tw, th, source.grey, source.orientation);
+        let jpeg = encode_jpeg(&oriented, ow, oh, source.grey)?;
+        out[i] = Some(Thumbnail {
+            size: boxes[i],
+            width: ow,
+            height: oh,
+            jpeg,
+        });
+        previous = Some((pixels, tw, th));
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// Applies the EXIF orientation to a finished thumbnail.
+fn orient(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    grey: bool,
+    orientation: Orientation,
+) -> (std::borrow::Cow<'_, [u8]>, u32, u32) {
+    if orientation == Orientation::NoTransforms {
+        return (std::borrow::Cow::Borrowed(pixels), width, height);
+    }
+    let mut image = if grey {
+        image::GrayImage::from_raw(width, height, pixels.to_vec()).map(DynamicImage::ImageLuma8)
+    } else {
+        image::RgbImage::from_raw(width, height, pixels.to_vec()).map(DynamicImage::ImageRgb8)
+    }
+    .expect("buffer matches its dimensions");
+    image.apply_orientation(orientation);
+    let (w, h) = (image.width(), image.height());
+    (std::borrow::Cow::Owned(image.into_bytes()), w, h)
+}
+
+fn encode_jpeg(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    grey: bool,
+) -> Result<Vec<u8>, ThumbnailError> {
+    let mut jpeg = Vec::with_capacity(pixels.len() / 8 + 1024);
+    let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, JPEG_QUALITY);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+    let color = if grey {
+        jpeg_encoder::ColorType::Luma
+    } else {
+        jpeg_encoder::ColorType::Rgb
+    };
+    // Sizes are at most MAX_BOX, so they fit in u16.
+    encoder
+        .encode(pixels, width as u16, height as u16, color)
+        .map_err(|e| ThumbnailError::Corrupt(format!("JPEG encoding failed: {e}")))?;
+    Ok(jpeg)
 }

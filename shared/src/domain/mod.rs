@@ -5,6 +5,7 @@ pub mod file;
 pub mod ids;
 pub mod multipart;
 pub mod names;
+pub mod patch;
 pub mod revision;
 pub mod sniff;
 pub mod time;
@@ -12,5 +13,5 @@ pub mod upload;
 pub mod validate;
 
 pub use file::{FileRecord, FileStatus, FileView, THUMBNAIL_SIZES, Thumbnails};
-pub use revision::RevisionRecord;
+pub use revision::{RevisionRecord, RevisionView};
 pub use upload::{UploadKind, UploadSession, UploadStatus};
