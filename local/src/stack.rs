@@ -272,6 +272,17 @@ impl ObjectCreatedListener for ProcessUploadListener {
             tracing::warn!("S3 event before the stack was ready; dropped");
             return;
         };
+        // The bucket notification in infra/template.yaml only fires for keys under `uploads/`
+        // (thumbnails/ must never trigger the function); the local endpoint emits for every key.
+        let under_uploads = event.records.iter().all(|r| {
+            r.s3.object
+                .key
+                .as_deref()
+                .is_some_and(|k| k.starts_with(shared::keys::UPLOAD_PREFIX))
+        });
+        if !under_uploads {
+            return;
+        }
         let mut delays = self.retry_delays.iter();
         loop {
             match process_upload::handle(app.clone(), event.clone()).await {

@@ -325,9 +325,10 @@ async fn unknown_routes_and_wrong_methods_are_404_before_authorization() {
     let gateway = TestGateway::start().await;
     for (method, path) in [
         (reqwest::Method::GET, "/v1/nothing-here"),
-        (reqwest::Method::GET, "/v1/files"),
+        // Not routes (GET /v1/files and DELETE /v1/files/{file_id} are, since listing and deletes).
+        (reqwest::Method::GET, "/v1/filez"),
         (reqwest::Method::GET, "/v1/files/f1/content/extra"),
-        (reqwest::Method::DELETE, "/v1/files/f1"),
+        (reqwest::Method::PUT, "/v1/files/f1"),
         (reqwest::Method::GET, "/v1/uploads"),
     ] {
         // With and without a token: routing comes first, as in API Gateway.

@@ -54,7 +54,7 @@ pub async fn finalize_upload(
     tenant: &str,
     upload_id: &str,
 ) -> Result<Outcome, FinalizeError> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let Some(session) = app.files.get_upload(tenant, upload_id).await? else {
             return Ok(Outcome::Ignored(
                 "no such upload session (expired or unknown)",
@@ -91,6 +91,13 @@ pub async fn finalize_upload(
         };
         match result {
             Err(e) if e.is_condition_failed() => continue,
+            // The S3 event and `complete` can write the same items at the same moment: DynamoDB
+            // cancels one transaction (TransactionConflict). Back off a little and read again.
+            Err(e) if e.is_retryable() => {
+                tracing::info!(error = %e, attempt, "transient store error while finalizing; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                continue;
+            }
             Err(e) => return Err(e.into()),
             Ok(outcome) => {
                 if let Outcome::Rejected { .. } = outcome {

@@ -57,7 +57,10 @@ fn main() {
         Some("once") if args.len() == 4 => once(&args[1], Path::new(&args[2]), Path::new(&args[3])),
         Some("gen-quick") if args.len() == 2 => gen_quick(Path::new(&args[1])),
         Some("run") => parse_run_args(&args[1..]).and_then(|a| run(&a)),
-        None => Ok(println!("{}", usage())),
+        None => {
+            println!("{}", usage());
+            Ok(())
+        }
         _ => Err(usage()),
     };
     if let Err(e) = result {
