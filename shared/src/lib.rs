@@ -15,6 +15,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod file_update;
 pub mod finalize;
 pub mod http;
 pub mod keys;

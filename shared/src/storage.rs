@@ -340,6 +340,10 @@ impl ObjectStorage {
 
     /// The whole object in memory. Callers bound the size first.
     pub async fn read_all(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        collect(self.open(key).await?).await
+    }
+
+    async fn open(&self, key: &str) -> Result<aws_sdk_s3::primitives::ByteStream, StorageError> {
         let out = self
             .client
             .get_object()
@@ -348,21 +352,13 @@ impl ObjectStorage {
             .send()
             .await
             .map_err(classify)?;
-        collect(out.body).await
+        Ok(out.body)
     }
 
     /// The SHA-256 of an object, streamed (for multipart uploads, whose S3 checksum is composite).
     pub async fn sha256(&self, key: &str) -> Result<[u8; 32], StorageError> {
         use sha2::Digest;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(classify)?;
-        let mut body = out.body;
+        let mut body = self.open(key).await?;
         let mut hasher = sha2::Sha256::new();
         while let Some(chunk) = body
             .try_next()

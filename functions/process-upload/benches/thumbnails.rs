@@ -12,12 +12,21 @@
 //! run by run so background load hits them alike. Peak memory is the child's `ru_maxrss` (wait4).
 //! PSNR compares each output with a Lanczos3 resize of the full-resolution decode (oriented), made
 //! at the output's own size.
+//!
+//! Linux reports a child's peak RSS as at least the RSS of the process that spawned it (the old
+//! address space at exec counts), so runs are spawned by a fresh copy of this binary (`measure`
+//! mode, about 3 MB) rather than by the orchestrator, which holds the reference images.
+//!
+//! The library module is compiled into this binary by path, so the bench does not link the Lambda
+//! function's AWS SDK (a fat-LTO link of the whole SDK takes minutes).
 
 use fast_image_resize as fir;
 use image::{DynamicImage, ImageDecoder, ImageFormat, RgbImage};
-use process_upload::thumbnails::{
-    THUMBNAIL_SIZES, ThumbnailLimits, make_thumbnails, make_thumbnails_tuned,
-};
+#[allow(dead_code)]
+#[path = "../src/thumbnails.rs"]
+mod thumbnails;
+
+use thumbnails::{THUMBNAIL_SIZES, ThumbnailLimits, make_thumbnails, make_thumbnails_tuned};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -56,6 +65,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("once") if args.len() == 4 => once(&args[1], Path::new(&args[2]), Path::new(&args[3])),
         Some("gen-quick") if args.len() == 2 => gen_quick(Path::new(&args[1])),
+        Some("measure") if args.len() >= 3 => measure_child(&args[1], &args[2..]),
         Some("run") => parse_run_args(&args[1..]).and_then(|a| run(&a)),
         None => {
             println!("{}", usage());
@@ -243,8 +253,41 @@ fn methods(a: &Args, input: &Path, work: &Path, is_jpeg: bool) -> Vec<Method> {
     list
 }
 
-/// Runs a command to completion; wall time and the child's peak resident set (bytes).
-fn measure(command: &mut Command, log: &Path) -> Result<(Duration, u64), String> {
+/// Runs a command through a fresh copy of this binary (see the module docs); wall time and the
+/// command's peak resident set (bytes).
+fn measure(command: &Command, log: &Path) -> Result<(Duration, u64), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(me)
+        .arg("measure")
+        .arg(log)
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let stderr = std::fs::read_to_string(log).unwrap_or_default();
+        return Err(format!("{command:?} failed: {}{stderr}", text.trim()));
+    }
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(nanos)), Some(Ok(rss))) => Ok((Duration::from_nanos(nanos), rss)),
+        _ => Err(format!("measure printed {text:?}")),
+    }
+}
+
+/// `measure LOG PROGRAM ARGS...`: runs the program, prints wall nanoseconds and peak RSS bytes.
+fn measure_child(log: &str, command: &[String]) -> Result<(), String> {
+    let mut c = Command::new(&command[0]);
+    c.args(&command[1..]);
+    let (wall, rss) = spawn_and_wait(&mut c, Path::new(log))?;
+    println!("{} {rss}", wall.as_nanos());
+    Ok(())
+}
+
+fn spawn_and_wait(command: &mut Command, log: &Path) -> Result<(Duration, u64), String> {
     let err = std::fs::File::create(log).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let child = command
@@ -265,7 +308,7 @@ fn measure(command: &mut Command, log: &Path) -> Result<(Duration, u64), String>
     }
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         let stderr = std::fs::read_to_string(log).unwrap_or_default();
-        return Err(format!("{command:?} failed ({status}): {stderr}"));
+        return Err(format!("exit status {status}: {stderr}"));
     }
     Ok((wall, usage.ru_maxrss as u64 * 1024))
 }
@@ -342,10 +385,11 @@ fn run(a: &Args) -> Result<(), String> {
         let work = a.work.join(image.file.replace('.', "_"));
         std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
         let is_jpeg = image.file.ends_with(".jpg");
-        let mut methods = methods(a, &input, &work, is_jpeg);
+        let methods = methods(a, &input, &work, is_jpeg);
+        let label = label(&input, image);
         let mut rows: Vec<Row> = methods.iter().map(|_| Row::default()).collect();
         let log = work.join("stderr.log");
-        eprintln!("== {} ({})", image.label, input.display());
+        eprintln!("== {} ({})", label, input.display());
         for round in 0..=a.runs {
             // Round 0 warms the page cache and is not counted (skipped in quick mode).
             if round == 0 && a.quick {
@@ -357,7 +401,7 @@ fn run(a: &Args) -> Result<(), String> {
                 }
                 let mut wall = Duration::ZERO;
                 let mut peak = 0;
-                for c in m.commands.iter_mut() {
+                for c in &m.commands {
                     match measure(c, &log) {
                         Ok((w, rss)) => {
                             wall += w;
@@ -404,7 +448,7 @@ fn run(a: &Args) -> Result<(), String> {
                     report,
                     "| {} | {} | failed: {} |||||||",
                     m.name,
-                    image.label,
+                    label,
                     e.lines().next().unwrap_or("")
                 )
                 .unwrap();
@@ -417,7 +461,7 @@ fn run(a: &Args) -> Result<(), String> {
                 report,
                 "| {} | {} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} |",
                 m.name,
-                image.label,
+                label,
                 med,
                 p90(&row.walls),
                 row.peak_rss as f64 / 1e6,
@@ -459,7 +503,7 @@ fn run(a: &Args) -> Result<(), String> {
             writeln!(
                 quality,
                 "| {} | {s} | {} | {} | {ratio} | {} | {} | {} | {} |",
-                image.label,
+                label,
                 b(ours).map_or("-".to_owned(), |v| v.to_string()),
                 b(vips3).map_or("-".to_owned(), |v| v.to_string()),
                 p(ours),
@@ -483,7 +527,7 @@ fn run(a: &Args) -> Result<(), String> {
                 verdicts,
                 "- {}: ours (3 sizes) {:.0} ms vs vipsthumbnail (one 256) {:.0} ms = {ratio:.2}x \
                  (target <= {target}){extra}",
-                image.label,
+                label,
                 median(&o.walls),
                 v
             )
@@ -511,6 +555,13 @@ fn run(a: &Args) -> Result<(), String> {
         std::fs::write(out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     Ok(())
+}
+
+/// "24.0 MP JPEG": from the real size, so that quick runs are not labelled as full ones.
+fn label(path: &Path, image: &Image) -> String {
+    let mp = image::image_dimensions(path).map_or(0.0, |(w, h)| f64::from(w) * f64::from(h) / 1e6);
+    let rest = image.label.split_once(" MP ").map_or(image.label, |(_, r)| r);
+    format!("{mp:.1} MP {rest}")
 }
 
 /// The full-resolution image, oriented, from which exact-size Lanczos3 references are made.

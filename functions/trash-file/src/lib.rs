@@ -5,11 +5,9 @@
 use lambda_http::{Body, Request, Response};
 use shared::app::Trashed;
 use shared::domain::{FileRecord, time};
-use shared::http::{
-    authorize, check_if_match, file_id_param, file_response, has_if_match, respond,
-};
+use shared::file_update::update_file_with;
+use shared::http::{authorize, file_id_param, file_response, respond};
 use shared::principal::Scope;
-use shared::store::UpdateConflict;
 use shared::{ApiError, App};
 use std::sync::Arc;
 
@@ -20,26 +18,12 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
 async fn trash_file(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let principal = authorize(req, &app.config, Scope::Write)?;
     let file_id = file_id_param(req)?;
-    for _ in 0..5 {
-        let file = app.file_of(&principal, &file_id, Trashed::Include).await?;
-        check_if_match(req, &file.etag())?;
-        if file.trashed_at.is_some() {
-            return file_response(http::StatusCode::OK, &file);
-        }
-        let now = time::now();
-        let next = FileRecord {
-            trashed_at: Some(now),
-            updated_at: now,
-            version: file.version + 1,
+    let file = update_file_with(app, req, &principal, &file_id, Trashed::Include, |file| {
+        Ok(file.trashed_at.is_none().then(|| FileRecord {
+            trashed_at: Some(time::now()),
             ..file.clone()
-        };
-        match app.files.update_file(&file, &next).await? {
-            Ok(()) => return file_response(http::StatusCode::OK, &next),
-            Err(UpdateConflict::Version) if has_if_match(req) => {
-                return Err(ApiError::PreconditionFailed);
-            }
-            Err(_) => continue,
-        }
-    }
-    Err(ApiError::internal("file kept changing while being trashed"))
+        }))
+    })
+    .await?;
+    file_response(http::StatusCode::OK, &file)
 }
