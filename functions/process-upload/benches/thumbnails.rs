@@ -26,12 +26,12 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, RgbImage};
 #[path = "../src/thumbnails.rs"]
 mod thumbnails;
 
-use thumbnails::{THUMBNAIL_SIZES, ThumbnailLimits, make_thumbnails, make_thumbnails_tuned};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use thumbnails::{THUMBNAIL_SIZES, ThumbnailLimits, make_thumbnails, make_thumbnails_tuned};
 
 /// Pillow anchor: `thumbnail()` (which drafts JPEGs at >= 2x, like vips), then the EXIF transpose.
 const PILLOW_SCRIPT: &str = r#"
@@ -395,7 +395,7 @@ fn run(a: &Args) -> Result<(), String> {
             if round == 0 && a.quick {
                 continue;
             }
-            for (m, row) in methods.iter_mut().zip(rows.iter_mut()) {
+            for (m, row) in methods.iter().zip(rows.iter_mut()) {
                 if row.error.is_some() {
                     continue;
                 }
@@ -560,7 +560,10 @@ fn run(a: &Args) -> Result<(), String> {
 /// "24.0 MP JPEG": from the real size, so that quick runs are not labelled as full ones.
 fn label(path: &Path, image: &Image) -> String {
     let mp = image::image_dimensions(path).map_or(0.0, |(w, h)| f64::from(w) * f64::from(h) / 1e6);
-    let rest = image.label.split_once(" MP ").map_or(image.label, |(_, r)| r);
+    let rest = image
+        .label
+        .split_once(" MP ")
+        .map_or(image.label, |(_, r)| r);
     format!("{mp:.1} MP {rest}")
 }
 

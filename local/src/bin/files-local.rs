@@ -86,7 +86,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     println!("Press Ctrl-C to stop.");
 
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C in a terminal, SIGTERM from a supervisor: both stop DynamoDB Local's java process too.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
     println!("Stopping...");
     stack.shutdown().await;
     drop(temp);
