@@ -13,8 +13,18 @@ use crate::principal::Principal;
 use crate::store::UpdateConflict;
 use lambda_http::Request;
 
-/// Lost races (without If-Match) are retried from a fresh read this many times.
-const MAX_ATTEMPTS: u32 = 5;
+/// Lost races (without If-Match) are retried from a fresh read this many times, with a growing,
+/// jittered pause so that writers that collided do not collide again in lockstep.
+const MAX_ATTEMPTS: u32 = 10;
+
+async fn back_off(attempt: u32) {
+    // Sub-second clock noise is jitter enough to break lockstep between a handful of writers.
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos() % 16));
+    let millis = (5u64 << attempt.min(6)) + jitter;
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}
 
 /// Applies `change` to the file and stores the result. `change` returns `None` when the file is
 /// already as asked (nothing is written), else the new record; version and `updated_at` are set here.
@@ -26,7 +36,7 @@ pub async fn update_file_with(
     trashed: Trashed,
     change: impl Fn(&FileRecord) -> Result<Option<FileRecord>, ApiError>,
 ) -> Result<FileRecord, ApiError> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let file = app.file_of(principal, file_id, trashed).await?;
         check_if_match(req, &file.etag())?;
         let Some(mut next) = change(&file)?.filter(|next| *next != file) else {
@@ -34,7 +44,16 @@ pub async fn update_file_with(
         };
         next.version = file.version + 1;
         next.updated_at = time::now();
-        match app.files.update_file(&file, &next).await? {
+        let written = match app.files.update_file(&file, &next).await {
+            // Two transactions on the same items at once: DynamoDB cancels one. Not a lost race
+            // in the ETag sense: try again.
+            Err(e) if e.is_retryable() => {
+                back_off(attempt).await;
+                continue;
+            }
+            other => other?,
+        };
+        match written {
             Ok(()) => return Ok(next),
             Err(UpdateConflict::NameTaken) => {
                 let holder = app
@@ -48,7 +67,7 @@ pub async fn update_file_with(
             Err(UpdateConflict::Version) if has_if_match(req) => {
                 return Err(ApiError::PreconditionFailed);
             }
-            Err(UpdateConflict::Version) => continue,
+            Err(UpdateConflict::Version) => back_off(attempt).await,
         }
     }
     Err(ApiError::internal(

@@ -10,8 +10,10 @@ use crate::stats::{Samples, Table, ms};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
-usage: files-bench end-to-end --url http://127.0.0.1:3000 [--image PATH] [--runs 5] [--poll-ms 5]
-  --image   a JPEG (default: a generated 4000x3000 photo-like JPEG)";
+usage: files-bench end-to-end --url http://127.0.0.1:3000 [--image PATH | --size 4000x3000] [--runs 5]
+                              [--poll-ms 5]
+  --image   a JPEG to upload
+  --size    else a photo-like JPEG of this size is generated (default 4000x3000, 12 MP)";
 
 pub fn main(argv: Vec<String>) -> Result<(), String> {
     let args = Args::parse(argv, &[], USAGE)?;

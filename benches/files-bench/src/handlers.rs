@@ -253,7 +253,7 @@ async fn measure(stack: &LocalStack, iterations: usize, warmup: usize) -> Result
         "own p50",
         "own p90",
         "own p99",
-        "+ adapter p50",
+        "adapter p50",
         "wire p50",
         "SDK round trips",
         "total p50",

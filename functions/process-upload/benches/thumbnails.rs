@@ -66,6 +66,9 @@ fn main() {
         Some("once") if args.len() == 4 => once(&args[1], Path::new(&args[2]), Path::new(&args[3])),
         Some("gen-quick") if args.len() == 2 => gen_quick(Path::new(&args[1])),
         Some("measure") if args.len() >= 3 => measure_child(&args[1], &args[2..]),
+        Some("path") => std::env::current_exe()
+            .map(|p| println!("{}", p.display()))
+            .map_err(|e| e.to_string()),
         Some("run") => parse_run_args(&args[1..]).and_then(|a| run(&a)),
         None => {
             println!("{}", usage());
@@ -255,7 +258,7 @@ fn methods(a: &Args, input: &Path, work: &Path, is_jpeg: bool) -> Vec<Method> {
 
 /// Runs a command through a fresh copy of this binary (see the module docs); wall time and the
 /// command's peak resident set (bytes).
-fn measure(command: &Command, log: &Path) -> Result<(Duration, u64), String> {
+fn measure(command: &Command, log: &Path) -> Result<Sample, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new(me)
         .arg("measure")
@@ -272,22 +275,33 @@ fn measure(command: &Command, log: &Path) -> Result<(Duration, u64), String> {
         return Err(format!("{command:?} failed: {}{stderr}", text.trim()));
     }
     let mut fields = text.split_whitespace().map(str::parse::<u64>);
-    match (fields.next(), fields.next()) {
-        (Some(Ok(nanos)), Some(Ok(rss))) => Ok((Duration::from_nanos(nanos), rss)),
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some(Ok(wall)), Some(Ok(cpu)), Some(Ok(rss))) => Ok(Sample {
+            wall: Duration::from_nanos(wall),
+            cpu: Duration::from_nanos(cpu),
+            rss,
+        }),
         _ => Err(format!("measure printed {text:?}")),
     }
 }
 
-/// `measure LOG PROGRAM ARGS...`: runs the program, prints wall nanoseconds and peak RSS bytes.
+/// One process run: wall time, CPU time (user + system) and peak resident set in bytes.
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+    rss: u64,
+}
+
+/// `measure LOG PROGRAM ARGS...`: runs the program; prints wall and CPU nanoseconds, peak RSS bytes.
 fn measure_child(log: &str, command: &[String]) -> Result<(), String> {
     let mut c = Command::new(&command[0]);
     c.args(&command[1..]);
-    let (wall, rss) = spawn_and_wait(&mut c, Path::new(log))?;
-    println!("{} {rss}", wall.as_nanos());
+    let s = spawn_and_wait(&mut c, Path::new(log))?;
+    println!("{} {} {}", s.wall.as_nanos(), s.cpu.as_nanos(), s.rss);
     Ok(())
 }
 
-fn spawn_and_wait(command: &mut Command, log: &Path) -> Result<(Duration, u64), String> {
+fn spawn_and_wait(command: &mut Command, log: &Path) -> Result<Sample, String> {
     let err = std::fs::File::create(log).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let child = command
@@ -310,12 +324,20 @@ fn spawn_and_wait(command: &mut Command, log: &Path) -> Result<(Duration, u64), 
         let stderr = std::fs::read_to_string(log).unwrap_or_default();
         return Err(format!("exit status {status}: {stderr}"));
     }
-    Ok((wall, usage.ru_maxrss as u64 * 1024))
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Ok(Sample {
+        wall,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        rss: usage.ru_maxrss as u64 * 1024,
+    })
 }
 
 #[derive(Default)]
 struct Row {
     walls: Vec<Duration>,
+    cpus: Vec<Duration>,
     peak_rss: u64,
     bytes: HashMap<u32, u64>,
     psnr: HashMap<u32, f64>,
@@ -367,10 +389,10 @@ fn run(a: &Args) -> Result<(), String> {
     .unwrap();
     writeln!(
         report,
-        "| method | image | median ms | p90 ms | peak RSS MB | 256 px bytes | all bytes | PSNR 256 dB | ratio to vips 256 |"
+        "| method | image | median ms | p90 ms | CPU ms | peak RSS MB | 256 px bytes | all bytes | PSNR 256 dB | ratio to vips 256 |"
     )
     .unwrap();
-    writeln!(report, "|---|---|---|---|---|---|---|---|---|").unwrap();
+    writeln!(report, "|---|---|---|---|---|---|---|---|---|---|").unwrap();
     let mut quality = String::new();
     let mut verdicts = String::new();
 
@@ -399,13 +421,13 @@ fn run(a: &Args) -> Result<(), String> {
                 if row.error.is_some() {
                     continue;
                 }
-                let mut wall = Duration::ZERO;
-                let mut peak = 0;
+                let (mut wall, mut cpu, mut peak) = (Duration::ZERO, Duration::ZERO, 0);
                 for c in &m.commands {
                     match measure(c, &log) {
-                        Ok((w, rss)) => {
-                            wall += w;
-                            peak = peak.max(rss);
+                        Ok(s) => {
+                            wall += s.wall;
+                            cpu += s.cpu;
+                            peak = peak.max(s.rss);
                         }
                         Err(e) => {
                             eprintln!("   {}: {e}", m.name);
@@ -416,6 +438,7 @@ fn run(a: &Args) -> Result<(), String> {
                 }
                 if round > 0 && row.error.is_none() {
                     row.walls.push(wall);
+                    row.cpus.push(cpu);
                     row.peak_rss = row.peak_rss.max(peak);
                 }
             }
@@ -446,7 +469,7 @@ fn run(a: &Args) -> Result<(), String> {
             if let Some(e) = &row.error {
                 writeln!(
                     report,
-                    "| {} | {} | failed: {} |||||||",
+                    "| {} | {} | failed: {} ||||||||",
                     m.name,
                     label,
                     e.lines().next().unwrap_or("")
@@ -459,11 +482,12 @@ fn run(a: &Args) -> Result<(), String> {
             let all: u64 = row.bytes.values().sum();
             writeln!(
                 report,
-                "| {} | {} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} |",
                 m.name,
                 label,
                 med,
                 p90(&row.walls),
+                median(&row.cpus),
                 row.peak_rss as f64 / 1e6,
                 fmt_bytes(row.bytes.get(&256).copied()),
                 if row.bytes.len() > 1 {

@@ -19,6 +19,7 @@ use fast_image_resize as fir;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat};
 use std::io::Cursor;
+use std::sync::Arc;
 
 /// The box edges made for every image upload.
 pub const THUMBNAIL_SIZES: [u32; 3] = [64, 256, 1024];
@@ -226,6 +227,7 @@ pub fn make_thumbnails_tuned(
     }
     let source = match kind {
         ImageKind::Jpeg => decode_jpeg(bytes, largest, limits, min_resize_after_shrink)?,
+        ImageKind::Png => decode_png(bytes, largest, limits, min_resize_after_shrink)?,
         _ => decode_with_image(bytes, kind, limits)?,
     };
     render(&source, &boxes)
@@ -324,8 +326,9 @@ fn fit(width: u32, height: u32, edge: u32) -> (u32, u32) {
     }
 }
 
-/// The JPEG shrink-on-load divisor (1, 2, 4 or 8) for the largest thumbnail.
-fn jpeg_shrink(width: u32, height: u32, edge: u32, min_resize: f64) -> u32 {
+/// The shrink-on-load divisor (1, 2, 4 or 8) for the largest thumbnail: the largest that leaves
+/// at least `min_resize` for the final resize.
+fn shrink_factor(width: u32, height: u32, edge: u32, min_resize: f64) -> u32 {
     let (tw, th) = fit(width, height, edge);
     [8u32, 4, 2]
         .into_iter()
@@ -368,7 +371,7 @@ fn decode_jpeg(
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
 
-    let shrink = jpeg_shrink(width, height, largest_box, min_resize);
+    let shrink = shrink_factor(width, height, largest_box, min_resize);
     let (out_w, out_h) = (width.div_ceil(shrink), height.div_ceil(shrink));
     // Component planes plus the interleaved output; progressive files also keep every coefficient.
     let channels = if grey { 1 } else { 3 };
@@ -404,6 +407,168 @@ fn decode_jpeg(
         full_height: height,
         orientation,
     })
+}
+
+/// PNG, decoded row by row and box-shrunk on the fly (the shrink-on-load of a format without DCT
+/// scaling, as libvips does): the full-size image is never held, and the resize has less to do.
+/// Interlaced and unusual PNGs take the general path.
+fn decode_png(
+    bytes: &[u8],
+    largest_box: u32,
+    limits: &ThumbnailLimits,
+    min_resize: f64,
+) -> Result<Decoded, ThumbnailError> {
+    let png_limits = png::Limits {
+        bytes: usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
+    };
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png_limits);
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    decoder.set_ignore_text_chunk(true);
+    let (hw, hh) = header_dimensions(ImageKind::Png, bytes).unwrap_or((0, 0));
+    let png_error = |e: png::DecodingError, width: u32, height: u32| match e {
+        png::DecodingError::LimitsExceeded => ThumbnailError::TooLarge { width, height },
+        e => ThumbnailError::Corrupt(e.to_string()),
+    };
+    let mut reader = decoder.read_info().map_err(|e| png_error(e, hw, hh))?;
+    let info = reader.info();
+    let (width, height) = (info.width, info.height);
+    check_dimensions(width, height, 4, limits)?;
+    let orientation = info
+        .exif_metadata
+        .as_deref()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let (color, depth) = reader.output_color_type();
+    let (channels, grey) = match color {
+        png::ColorType::Grayscale => (1, true),
+        png::ColorType::GrayscaleAlpha => (2, true),
+        png::ColorType::Rgb => (3, false),
+        png::ColorType::Rgba => (4, false),
+        png::ColorType::Indexed => return decode_with_image(bytes, ImageKind::Png, limits),
+    };
+    if info.interlaced || depth != png::BitDepth::Eight {
+        return decode_with_image(bytes, ImageKind::Png, limits);
+    }
+    let colors = if grey { 1 } else { 3 };
+    let shrink = shrink_factor(width, height, largest_box, min_resize) as usize;
+    let (w, h) = (width as usize, height as usize);
+    let (out_w, out_h) = (w.div_ceil(shrink), h.div_ceil(shrink));
+    let mut pixels = vec![0u8; out_w * out_h * colors];
+    let line = reader
+        .output_line_size(width)
+        .ok_or_else(|| ThumbnailError::Corrupt("PNG row size overflows".to_owned()))?;
+    let mut row = vec![0u8; line];
+    let mut flat = vec![0u8; if channels > colors { w * colors } else { 0 }];
+    // Column sums of up to 8 rows of bytes fit in u16.
+    let mut sums = vec![0u16; if shrink > 1 { w * colors } else { 0 }];
+    let mut band = 0;
+    for y in 0..h {
+        if reader
+            .read_row(&mut row)
+            .map_err(|e| png_error(e, width, height))?
+            .is_none()
+        {
+            return Err(ThumbnailError::Corrupt(
+                "PNG has fewer rows than its header".to_owned(),
+            ));
+        }
+        let px: &[u8] = if channels > colors {
+            flatten_row(&row, channels, &mut flat);
+            &flat
+        } else {
+            &row[..w * colors]
+        };
+        if shrink == 1 {
+            pixels[y * w * colors..(y + 1) * w * colors].copy_from_slice(px);
+            continue;
+        }
+        add_row(px, &mut sums);
+        band += 1;
+        if band == shrink || y == h - 1 {
+            let out_row = &mut pixels[(y / shrink) * out_w * colors..][..out_w * colors];
+            average_band_dyn(colors, shrink, &mut sums, out_row, band);
+            band = 0;
+        }
+    }
+    Ok(Decoded {
+        pixels,
+        width: out_w as u32,
+        height: out_h as u32,
+        grey,
+        full_width: width,
+        full_height: height,
+        orientation,
+    })
+}
+
+/// One row of colour-plus-alpha pixels composited onto white, into `out` (colour only).
+fn flatten_row(row: &[u8], stride: usize, out: &mut [u8]) {
+    let colors = stride - 1;
+    for (px, o) in row.chunks_exact(stride).zip(out.chunks_exact_mut(colors)) {
+        let alpha = u32::from(px[colors]);
+        for c in 0..colors {
+            o[c] = ((u32::from(px[c]) * alpha + 255 * (255 - alpha) + 127) / 255) as u8;
+        }
+    }
+}
+
+/// Adds a row into the column sums of the current band (vectorises: one add per byte).
+fn add_row(row: &[u8], sums: &mut [u16]) {
+    for (sum, &v) in sums.iter_mut().zip(row) {
+        *sum += u16::from(v);
+    }
+}
+
+/// Writes the box averages of a band of `rows` summed rows (each output pixel averages `S` columns)
+/// and clears the sums.
+fn average_band<const C: usize, const S: usize>(sums: &mut [u16], out: &mut [u8], rows: usize) {
+    let n = (S * rows) as u32;
+    // Whole bands of a power-of-two shrink divide by a power of two: a shift.
+    let shift = if n.is_power_of_two() {
+        Some(n.trailing_zeros())
+    } else {
+        None
+    };
+    let whole = sums.len() / (S * C);
+    for (block, o) in sums
+        .chunks_exact(S * C)
+        .zip(out.chunks_exact_mut(C))
+        .take(whole)
+    {
+        for c in 0..C {
+            let mut total = 0u32;
+            for k in 0..S {
+                total += u32::from(block[k * C + c]);
+            }
+            o[c] = match shift {
+                Some(shift) => ((total + n / 2) >> shift) as u8,
+                None => ((total + n / 2) / n) as u8,
+            };
+        }
+    }
+    // The last, narrower column of blocks.
+    let rest = &sums[whole * S * C..];
+    if !rest.is_empty() {
+        let cols = rest.len() / C;
+        let n = (cols * rows) as u32;
+        let o = &mut out[whole * C..whole * C + C];
+        for c in 0..C {
+            let total: u32 = (0..cols).map(|k| u32::from(rest[k * C + c])).sum();
+            o[c] = ((total + n / 2) / n) as u8;
+        }
+    }
+    sums.fill(0);
+}
+
+fn average_band_dyn(colors: usize, shrink: usize, sums: &mut [u16], out: &mut [u8], rows: usize) {
+    match (colors, shrink) {
+        (1, 2) => average_band::<1, 2>(sums, out, rows),
+        (1, 4) => average_band::<1, 4>(sums, out, rows),
+        (1, _) => average_band::<1, 8>(sums, out, rows),
+        (_, 2) => average_band::<3, 2>(sums, out, rows),
+        (_, 4) => average_band::<3, 4>(sums, out, rows),
+        (_, _) => average_band::<3, 8>(sums, out, rows),
+    }
 }
 
 fn image_format(kind: ImageKind) -> Option<ImageFormat> {
@@ -502,6 +667,7 @@ fn flatten_in_place(mut buf: Vec<u8>, stride: usize) -> Vec<u8> {
 }
 
 /// Makes every size, the largest from the decoded image and each smaller one from the one before.
+/// The largest thumbnail is oriented and encoded on a second thread while the smaller ones are made.
 fn render(source: &Decoded, boxes: &[u32]) -> Result<Vec<Thumbnail>, ThumbnailError> {
     let pixel_type = if source.grey {
         fir::PixelType::U8
@@ -514,39 +680,65 @@ fn render(source: &Decoded, boxes: &[u32]) -> Result<Vec<Thumbnail>, ThumbnailEr
     let mut resizer = fir::Resizer::new();
     let options = fir::ResizeOptions::new()
         .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3));
-    let mut out: Vec<Option<Thumbnail>> = vec![None; boxes.len()];
-    // The image the next (smaller) size is made from: the decoded one, then each thumbnail in turn.
-    let mut previous: Option<(Vec<u8>, u32, u32)> = None;
-    for i in order {
-        let (tw, th) = fit(source.full_width, source.full_height, boxes[i]);
-        // A scaled decode can round a side up by a pixel: never ask for more than there is.
-        let (sw, sh, src): (u32, u32, &[u8]) = match &previous {
-            Some((p, w, h)) => (*w, *h, p),
-            None => (source.width, source.height, &source.pixels),
-        };
-        let (tw, th) = (tw.min(sw), th.min(sh));
-        let pixels = if (tw, th) == (sw, sh) {
-            src.to_vec()
-        } else {
-            let src_image = fir::images::ImageRef::new(sw, sh, src, pixel_type)
-                .map_err(|e| ThumbnailError::Corrupt(format!("resize: {e}")))?;
-            let mut dst = fir::images::Image::new(tw, th, pixel_type);
-            resizer
-                .resize(&src_image, &mut dst, &options)
-                .map_err(|e| ThumbnailError::Corrupt(format!("resize: {e}")))?;
-            dst.into_vec()
-        };
-        let (oriented, ow, oh) = orient(&pixels, tw, th, source.grey, source.orientation);
-        let jpeg = encode_jpeg(&oriented, ow, oh, source.grey)?;
-        out[i] = Some(Thumbnail {
+    let finish = |i: usize, pixels: &[u8], w: u32, h: u32| -> Result<Thumbnail, ThumbnailError> {
+        let (oriented, width, height) = orient(pixels, w, h, source.grey, source.orientation);
+        Ok(Thumbnail {
             size: boxes[i],
-            width: ow,
-            height: oh,
-            jpeg,
-        });
-        previous = Some((pixels, tw, th));
-    }
-    Ok(out.into_iter().flatten().collect())
+            width,
+            height,
+            jpeg: encode_jpeg(&oriented, width, height, source.grey)?,
+        })
+    };
+    std::thread::scope(|scope| {
+        let mut out: Vec<Option<Result<Thumbnail, ThumbnailError>>> =
+            (0..boxes.len()).map(|_| None).collect();
+        let mut background = None;
+        // The image the next (smaller) size is made from: the decoded one, then each thumbnail.
+        let mut previous: Option<(Arc<Vec<u8>>, u32, u32)> = None;
+        for i in order {
+            let (tw, th) = fit(source.full_width, source.full_height, boxes[i]);
+            let (sw, sh, src): (u32, u32, &[u8]) = match &previous {
+                Some((p, w, h)) => (*w, *h, p),
+                None => (source.width, source.height, &source.pixels),
+            };
+            // A scaled decode can round a side up by a pixel: never ask for more than there is.
+            let (tw, th) = (tw.min(sw), th.min(sh));
+            let pixels = if (tw, th) == (sw, sh) {
+                src.to_vec()
+            } else {
+                let src_image = fir::images::ImageRef::new(sw, sh, src, pixel_type)
+                    .map_err(|e| ThumbnailError::Corrupt(format!("resize: {e}")))?;
+                let mut dst = fir::images::Image::new(tw, th, pixel_type);
+                resizer
+                    .resize(&src_image, &mut dst, &options)
+                    .map_err(|e| ThumbnailError::Corrupt(format!("resize: {e}")))?;
+                dst.into_vec()
+            };
+            let pixels = Arc::new(pixels);
+            if background.is_none() {
+                let shared = Arc::clone(&pixels);
+                let finish = &finish;
+                let spawned = std::thread::Builder::new()
+                    .name("thumbnail-encode".to_owned())
+                    .spawn_scoped(scope, move || finish(i, &shared, tw, th));
+                if let Ok(handle) = spawned {
+                    background = Some((i, handle));
+                } else {
+                    out[i] = Some(finish(i, &pixels, tw, th));
+                }
+            } else {
+                out[i] = Some(finish(i, &pixels, tw, th));
+            }
+            previous = Some((pixels, tw, th));
+        }
+        if let Some((i, handle)) = background {
+            let done = handle.join().map_err(|_| {
+                ThumbnailError::Corrupt("thumbnail encoding thread panicked".to_owned())
+            })?;
+            out[i] = Some(done);
+        }
+        out.into_iter().flatten().collect()
+    })
 }
 
 /// Applies the EXIF orientation to a finished thumbnail.

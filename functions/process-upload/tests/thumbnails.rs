@@ -568,3 +568,102 @@ fn gif_gives_its_first_frame() {
     );
     assert!(close(decode(&made[0]).get_pixel(20, 15), [255, 0, 0], 40));
 }
+
+fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let se: f64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    10.0 * (255.0f64 * 255.0 / (se / a.as_raw().len() as f64).max(1e-9)).log10()
+}
+
+/// Large PNGs are box-shrunk while they are decoded (odd sizes: the last blocks are partial) and
+/// must still match a plain Lanczos3 resize of the whole image.
+#[test]
+fn large_pngs_are_shrunk_on_load_and_match_a_plain_resize() {
+    // Smooth (the sawtooth of `gradient` is dominated by JPEG ringing at its edges).
+    let picture = RgbImage::from_fn(1601, 1001, |x, y| {
+        Rgb([
+            (x * 255 / 1601) as u8,
+            (y * 255 / 1001) as u8,
+            (128.0 + 100.0 * (x as f64 / 90.0).sin() * (y as f64 / 70.0).cos()) as u8,
+        ])
+    });
+    let expected = DynamicImage::ImageRgb8(picture.clone())
+        .resize_exact(256, 160, image::imageops::FilterType::Lanczos3)
+        .into_rgb8();
+    let opaque = RgbaImage::from_fn(1601, 1001, |x, y| {
+        let p = picture.get_pixel(x, y).0;
+        Rgba([p[0], p[1], p[2], 255])
+    });
+    for (name, bytes) in [
+        (
+            "rgb",
+            encode_with_image(DynamicImage::ImageRgb8(picture.clone()), ImageFormat::Png),
+        ),
+        (
+            "rgba",
+            encode_with_image(DynamicImage::ImageRgba8(opaque), ImageFormat::Png),
+        ),
+    ] {
+        let made = make_thumbnails(&bytes, &[256, 64], &ThumbnailLimits::default()).unwrap();
+        assert_eq!(dims(&made), vec![(256, 256, 160), (64, 64, 40)], "{name}");
+        let quality = psnr(&decode(&made[0]), &expected);
+        assert!(quality > 40.0, "{name}: {quality:.1} dB");
+    }
+    // The same from a JPEG (DCT-scaled decode).
+    let made = make_thumbnails(&jpeg_of(&picture), &[256], &ThumbnailLimits::default()).unwrap();
+    let quality = psnr(&decode(&made[0]), &expected);
+    assert!(quality > 40.0, "jpeg: {quality:.1} dB");
+
+    // Grey, and grey with alpha (transparent: white).
+    let grey = image::GrayImage::from_fn(1601, 1001, |x, _| image::Luma([(x / 7) as u8]));
+    let made = thumbs(&encode_with_image(
+        DynamicImage::ImageLuma8(grey),
+        ImageFormat::Png,
+    ));
+    assert_eq!(
+        dims(&made),
+        vec![(64, 64, 40), (256, 256, 160), (1024, 1024, 640)]
+    );
+    let right = decode(&made[1]).get_pixel(250, 80).0[0];
+    assert!((i32::from(right) - 227).abs() < 12, "{right}");
+    let clear = image::GrayAlphaImage::from_fn(1601, 1001, |_, _| image::LumaA([0, 0]));
+    let made = thumbs(&encode_with_image(
+        DynamicImage::ImageLumaA8(clear),
+        ImageFormat::Png,
+    ));
+    assert!(close(
+        decode(&made[1]).get_pixel(100, 80),
+        [255, 255, 255],
+        4
+    ));
+}
+
+#[test]
+fn palette_pngs_with_transparency() {
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, 600, 400);
+        encoder.set_color(png::ColorType::Indexed);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_palette(vec![255, 0, 0, 0, 0, 255]);
+        encoder.set_trns(vec![255, 0]); // red opaque, blue transparent
+        let mut writer = encoder.write_header().unwrap();
+        let data: Vec<u8> = (0..400)
+            .flat_map(|_| (0..600).map(|x| u8::from(x >= 300)))
+            .collect();
+        writer.write_image_data(&data).unwrap();
+    }
+    let made = thumbs(&bytes);
+    assert_eq!(
+        dims(&made),
+        vec![(64, 64, 43), (256, 256, 171), (1024, 600, 400)]
+    );
+    let img = decode(&made[1]);
+    assert!(close(img.get_pixel(30, 80), [255, 0, 0], 40));
+    assert!(close(img.get_pixel(230, 80), [255, 255, 255], 8));
+}
