@@ -10,11 +10,17 @@
 //! - `DynamoDB GetItem`: a bare, consistent GetItem of the same file record through the SDK, straight
 //!   to DynamoDB Local: what DynamoDB Local costs of a `GET /v1/files/{id}`;
 //! - `GET /v1/files/{id}`: a ready file, with its presigned download URL;
+//! - `DynamoDB TransactWriteItems`: what `POST /v1/uploads` writes, bare: three conditional Puts in
+//!   one transaction (the name claim, a copy of a real file item with its four GSI keys, an upload
+//!   session of the same size), straight to DynamoDB Local through the SDK;
 //! - `POST /v1/uploads`: a new file each time (a DynamoDB transaction and a presigned PUT).
 
 use crate::args::Args;
 use crate::client::ApiClient;
 use crate::stats::{Samples, Table, ms};
+use aws_sdk_dynamodb::types::AttributeValue::{self, S};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,7 +31,7 @@ usage: files-bench load --url http://127.0.0.1:3000 --dynamodb-endpoint http://1
                         [--table files-local] [--rate 300] [--seconds 10] [--rounds 3]
                         [--warmup-seconds 3] [--scenario NAME ...]
 Targets a running files-local (release build: cargo build --release -p local-stack --bin files-local).
-Scenarios: gateway-404, dynamodb-getitem, get-file, create-upload (default: all).";
+Scenarios: gateway-404, dynamodb-getitem, get-file, dynamodb-transact, create-upload (default: all).";
 
 type Op =
     Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
@@ -141,6 +147,13 @@ fn print(scenarios: &[Scenario], results: &[Vec<Run>], rate: f64, seconds: f64, 
     }
     table.print();
     for (scenario, runs) in scenarios.iter().zip(results) {
+        let p99s: Vec<String> = runs
+            .iter()
+            .map(|r| ms(r.latency.percentile(99.0)))
+            .collect();
+        println!("{}: p99 by round: {}", scenario.name, p99s.join(" / "));
+    }
+    for (scenario, runs) in scenarios.iter().zip(results) {
         if let Some(error) = runs.iter().find_map(|r| r.first_error.as_ref()) {
             println!("{}: first error: {error}", scenario.name);
         }
@@ -204,8 +217,9 @@ async fn scenarios(
 ) -> Result<Vec<Scenario>, String> {
     let tenant = "bench-load";
     let api = ApiClient::new(url, tenant);
+    let seed_name = format!("load-{}.txt", uuid::Uuid::now_v7().simple());
     let file_id = api
-        .seed_file("load.txt", b"hello, files\n".to_vec(), "text/plain", false)
+        .seed_file(&seed_name, b"hello, files\n".to_vec(), "text/plain", false)
         .await?;
     let http = reqwest::Client::new();
     let token = api.token.clone();
@@ -225,11 +239,8 @@ async fn scenarios(
             let request = client
                 .get_item()
                 .table_name(&table)
-                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.clone()))
-                .key(
-                    "sk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(shared::keys::FILE_SK.into()),
-                )
+                .key("pk", S(pk.clone()))
+                .key("sk", S(shared::keys::FILE_SK.into()))
                 .consistent_read(true)
                 .send();
             Box::pin(async move {
@@ -250,6 +261,66 @@ async fn scenarios(
         Arc::new(move |_| {
             let request = http.get(&url).bearer_auth(&token).send();
             Box::pin(async move { expect(request.await, 200).await })
+        })
+    };
+    let transact: Op = {
+        let client = crate::handlers::local_dynamodb_client(dynamodb_endpoint);
+        let table = table.to_string();
+        let file_item = client
+            .get_item()
+            .table_name(&table)
+            .key("pk", S(shared::keys::file_pk(tenant, &file_id)))
+            .key("sk", S(shared::keys::FILE_SK.into()))
+            .send()
+            .await
+            .map_err(|e| format!("GetItem: {e:?}"))?
+            .item
+            .ok_or("the seeded file has no item")?;
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        Arc::new(move |i| {
+            let id = format!("{run}-{i}");
+            let put = |item: HashMap<String, AttributeValue>| {
+                let put = Put::builder()
+                    .table_name(&table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .expect("table, item and condition are set");
+                TransactWriteItem::builder().put(put).build()
+            };
+            let mut file = file_item.clone();
+            file.insert("pk".into(), S(shared::keys::file_pk(tenant, &id)));
+            let mut upload = file_item.clone();
+            upload.insert("pk".into(), S(shared::keys::upload_pk(tenant, &id)));
+            upload.insert("sk".into(), S(shared::keys::UPLOAD_SK.into()));
+            for gsi in [
+                "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk",
+            ] {
+                upload.remove(gsi);
+            }
+            let claim = HashMap::from([
+                (
+                    "pk".to_string(),
+                    S(shared::keys::name_claim_pk(tenant, None)),
+                ),
+                (
+                    "sk".to_string(),
+                    S(shared::keys::name_claim_sk(&format!("anchor-{id}.txt"))),
+                ),
+                ("file_id".to_string(), S(id.clone())),
+            ]);
+            let request = client
+                .transact_write_items()
+                .transact_items(put(claim))
+                .transact_items(put(file))
+                .transact_items(put(upload))
+                .send();
+            Box::pin(async move {
+                request
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("TransactWriteItems: {e:?}"))
+            })
         })
     };
     let create_upload: Op = {
@@ -280,6 +351,11 @@ async fn scenarios(
             key: "get-file",
             name: "GET /v1/files/{id}".into(),
             op: get_file,
+        },
+        Scenario {
+            key: "dynamodb-transact",
+            name: "DynamoDB Local TransactWriteItems, 3 Puts (anchor: bare SDK call)".into(),
+            op: transact,
         },
         Scenario {
             key: "create-upload",

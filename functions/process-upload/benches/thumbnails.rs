@@ -167,7 +167,7 @@ const IMAGES: [Image; 3] = [
     },
 ];
 
-fn methods(a: &Args, input: &Path, work: &Path, is_jpeg: bool) -> Vec<Method> {
+fn methods(a: &Args, input: &Path, work: &Path) -> Vec<Method> {
     let me = std::env::current_exe().expect("own path");
     let mut list = Vec::new();
     let mut ours = |name: &'static str, mode: &str, sizes: Vec<u32>| {
@@ -183,13 +183,11 @@ fn methods(a: &Args, input: &Path, work: &Path, is_jpeg: bool) -> Vec<Method> {
     };
     ours("ours: 64+256+1024", "ours", THUMBNAIL_SIZES.to_vec());
     ours("ours: 256 only", "ours-256", vec![256]);
-    if is_jpeg {
-        ours(
-            "ours, vips' 2x shrink rule: 64+256+1024",
-            "ours-vips-rule",
-            THUMBNAIL_SIZES.to_vec(),
-        );
-    }
+    ours(
+        "ours, vips' 2x shrink rule: 64+256+1024",
+        "ours-vips-rule",
+        THUMBNAIL_SIZES.to_vec(),
+    );
     ours("ours: process start-up only", "startup", vec![]);
     if let Some(vips) = &a.vips {
         let vips_cmd = |size: u32, prefix: &Path| {
@@ -382,9 +380,14 @@ fn run(a: &Args) -> Result<(), String> {
         .join(" ");
     writeln!(
         report,
-        "Machine: {cores} cores, {cpu}; load average before the run {load}. {} run(s) per method \
-         after one warm-up, methods alternating.\n",
-        a.runs
+        "Machine: {cores} cores, {cpu}; load average before the run {load}. {} run(s) per method{}, \
+         methods alternating.\n",
+        a.runs,
+        if a.quick {
+            " (quick mode: debug build, small images, no warm-up; figures mean nothing)"
+        } else {
+            " after one warm-up"
+        }
     )
     .unwrap();
     writeln!(
@@ -406,8 +409,7 @@ fn run(a: &Args) -> Result<(), String> {
         }
         let work = a.work.join(image.file.replace('.', "_"));
         std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-        let is_jpeg = image.file.ends_with(".jpg");
-        let methods = methods(a, &input, &work, is_jpeg);
+        let methods = methods(a, &input, &work);
         let label = label(&input, image);
         let mut rows: Vec<Row> = methods.iter().map(|_| Row::default()).collect();
         let log = work.join("stderr.log");
@@ -537,7 +539,8 @@ fn run(a: &Args) -> Result<(), String> {
             )
             .unwrap();
         }
-        if let (Some(o), Some(v)) = (ours, vips_ms) {
+        // Targets are for the full-size images; quick runs only check that everything runs.
+        if let (Some(o), Some(v), false) = (ours, vips_ms, a.quick) {
             let ratio = median(&o.walls) / v;
             let (target, extra) = match image.file {
                 "p24.jpg" => (

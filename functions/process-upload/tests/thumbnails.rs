@@ -213,7 +213,7 @@ fn large_jpegs_are_shrunk_on_load_to_exact_sizes() {
         dims(&thumbs(&bytes)),
         vec![(64, 64, 43), (256, 256, 171), (1024, 1024, 684)]
     );
-    // Only small sizes asked: decoded at 1/8.
+    // Only a small size asked: decoded at 1/4 (the smallest JPEG scale used).
     let made = make_thumbnails(&bytes, &[64], &ThumbnailLimits::default()).unwrap();
     assert_eq!(dims(&made), vec![(64, 64, 43)]);
     // Red and green grow to the right and down (blue is a fine sawtooth that averages out).
