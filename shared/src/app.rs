@@ -49,9 +49,10 @@ impl App {
 /// The SDK's HTTPS client: hyper with rustls on ring, trusting the system's root certificates.
 ///
 /// The SDK's own default (`default-https-client`) is rustls on aws-lc, which adds 2.4 MB to every
-/// function (AES-GCM for AVX-512, ML-DSA, P-521, ... that these TLS connections to AWS endpoints
-/// never use); ring takes a tenth of that. What ring lacks is the post-quantum hybrid key exchange
-/// (X25519MLKEM768) and a FIPS mode. The same cipher-suite list as the SDK's default applies.
+/// function (among it AES-GCM for AVX-512, ML-DSA, P-521); ring takes about a tenth of that
+/// (BENCHMARKS.md, "Artifact sizes"). What ring lacks is the post-quantum hybrid key exchange
+/// (X25519MLKEM768) and a FIPS mode; the requests here are small JSON, so its AES-GCM speed does
+/// not matter. The cipher suites are the SDK's default list.
 pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     aws_smithy_http_client::Builder::new()

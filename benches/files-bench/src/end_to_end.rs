@@ -25,10 +25,14 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
             std::fs::read(path).map_err(|e| format!("{path}: {e}"))?,
             path.to_string(),
         ),
-        None => (
-            photo_like_jpeg(4000, 3000),
-            "generated 4000x3000".to_string(),
-        ),
+        None => {
+            let size = args.get("size").unwrap_or("4000x3000");
+            let (w, h) = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                .ok_or_else(|| format!("--size {size}: expected WIDTHxHEIGHT"))?;
+            (photo_like_jpeg(w, h), format!("generated {size}"))
+        }
     };
     let dimensions = image::ImageReader::new(std::io::Cursor::new(&image))
         .with_guessed_format()
