@@ -180,6 +180,30 @@ impl TestStack {
         json!({ "parts": completed })
     }
 
+    /// GETs `path` (a route answering 302), asserts the redirect, and returns the bytes behind it.
+    pub async fn download(&self, token: &str, path: &str) -> Vec<u8> {
+        let redirect = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET the route");
+        assert_eq!(redirect.status(), 302, "{path}");
+        let location = redirect.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
+        let content = self
+            .http
+            .get(location)
+            .send()
+            .await
+            .expect("GET the presigned URL");
+        assert_eq!(content.status(), 200, "{path}");
+        content.bytes().await.expect("body").to_vec()
+    }
+
     pub async fn get_file(&self, token: &str, file_id: &str) -> reqwest::Response {
         self.http
             .get(self.url(&format!("/v1/files/{file_id}")))

@@ -60,27 +60,6 @@ async fn send(
     (status, resp.json().await.unwrap_or(Value::Null), etag)
 }
 
-async fn download(t: &TestStack, token: &str, path: &str) -> Vec<u8> {
-    let redirect = t
-        .http
-        .get(t.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(redirect.status(), 302, "{path}");
-    let location = redirect.headers()["location"].to_str().unwrap().to_string();
-    t.http
-        .get(location)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
-}
-
 #[tokio::test]
 async fn metadata_changes_with_merge_patch_and_if_match() {
     let t = TestStack::start().await;
@@ -340,7 +319,7 @@ async fn revision_history_after_upload_replace_restore_and_delete_is_exact() {
     assert_eq!(restored["revision"], 4);
     assert_eq!(restored["size"], 2);
     assert_eq!(
-        download(&t, &token, &format!("/v1/files/{id}/content")).await,
+        t.download(&token, &format!("/v1/files/{id}/content")).await,
         b"v1"
     );
 

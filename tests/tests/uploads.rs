@@ -47,23 +47,9 @@ async fn a_40_mb_file_uploads_in_parts_and_downloads_intact() {
     assert_eq!(again["revision"], 1);
 
     let file_id = file["id"].as_str().unwrap();
-    let redirect = t
-        .http
-        .get(t.url(&format!("/v1/files/{file_id}/content")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let location = redirect.headers()["location"].to_str().unwrap().to_string();
     let bytes = t
-        .http
-        .get(location)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .download(&token, &format!("/v1/files/{file_id}/content"))
+        .await;
     assert_eq!(sha256_hex(&bytes), sha256_hex(&content));
 }
 
