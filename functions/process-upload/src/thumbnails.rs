@@ -678,11 +678,6 @@ fn flatten_in_place(mut buf: Vec<u8>, stride: usize) -> Vec<u8> {
 /// Makes every size, the largest from the decoded image and each smaller one from the one before.
 /// The largest thumbnail is oriented and encoded on a second thread while the smaller ones are made.
 fn render(source: &Decoded, boxes: &[u32]) -> Result<Vec<Thumbnail>, ThumbnailError> {
-    let pixel_type = if source.grey {
-        fir::PixelType::U8
-    } else {
-        fir::PixelType::U8x3
-    };
     let mut order: Vec<usize> = (0..boxes.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(boxes[i]));
 
@@ -715,13 +710,28 @@ fn render(source: &Decoded, boxes: &[u32]) -> Result<Vec<Thumbnail>, ThumbnailEr
             let pixels = if (tw, th) == (sw, sh) {
                 src.to_vec()
             } else {
-                let src_image = fir::images::ImageRef::new(sw, sh, src, pixel_type)
-                    .map_err(|e| ThumbnailError::Corrupt(format!("resize: {e}")))?;
-                let mut dst = fir::images::Image::new(tw, th, pixel_type);
-                resizer
-                    .resize(&src_image, &mut dst, &options)
-                    .map_err(|e| ThumbnailError::Corrupt(format!("resize: {e}")))?;
-                dst.into_vec()
+                let channels = if source.grey { 1 } else { 3 };
+                let mut dst = vec![0; tw as usize * th as usize * channels];
+                if source.grey {
+                    resize::<fir::pixels::U8>(
+                        &mut resizer,
+                        &options,
+                        src,
+                        (sw, sh),
+                        &mut dst,
+                        (tw, th),
+                    )?;
+                } else {
+                    resize::<fir::pixels::U8x3>(
+                        &mut resizer,
+                        &options,
+                        src,
+                        (sw, sh),
+                        &mut dst,
+                        (tw, th),
+                    )?;
+                }
+                dst
             };
             let pixels = Arc::new(pixels);
             if background.is_none() {
@@ -748,6 +758,25 @@ fn render(source: &Decoded, boxes: &[u32]) -> Result<Vec<Thumbnail>, ThumbnailEr
         }
         out.into_iter().flatten().collect()
     })
+}
+
+/// Resizes `src` into `dst`, both packed pixels of type `P`. Typed, not `Resizer::resize`: that one
+/// dispatches over every pixel type the crate knows (16-bit, float, alpha), and all of that code
+/// would be linked into the function for the two types used here.
+fn resize<P: fir::PixelTrait>(
+    resizer: &mut fir::Resizer,
+    options: &fir::ResizeOptions,
+    src: &[u8],
+    (sw, sh): (u32, u32),
+    dst: &mut [u8],
+    (tw, th): (u32, u32),
+) -> Result<(), ThumbnailError> {
+    let failed = |e: &dyn std::fmt::Display| ThumbnailError::Corrupt(format!("resize: {e}"));
+    let src = fir::images::TypedImageRef::<P>::from_buffer(sw, sh, src).map_err(|e| failed(&e))?;
+    let mut dst = fir::images::TypedImage::<P>::from_buffer(tw, th, dst).map_err(|e| failed(&e))?;
+    resizer
+        .resize_typed(&src, &mut dst, options)
+        .map_err(|e| failed(&e))
 }
 
 /// Applies the EXIF orientation to a finished thumbnail.
