@@ -97,7 +97,16 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
             }
         }
         print(&scenarios, &results, rate, seconds, rounds);
-        Ok(())
+        // Failed requests make the figures meaningless (and fail the smoke run in CI).
+        let failed: usize = results.iter().flatten().map(|run| run.errors).sum();
+        match results
+            .iter()
+            .flatten()
+            .find_map(|run| run.first_error.clone())
+        {
+            Some(first) => Err(format!("{failed} requests failed; the first: {first}")),
+            None => Ok(()),
+        }
     })
 }
 
