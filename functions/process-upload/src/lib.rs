@@ -10,6 +10,7 @@
 pub mod thumbnails;
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
+use futures::future::try_join_all;
 use percent_encoding::percent_decode_str;
 use shared::App;
 use shared::domain::{THUMBNAIL_SIZES, Thumbnails};
@@ -18,6 +19,7 @@ use shared::keys::{UploadObjectKey, parse_object_key, thumbnail_key};
 use shared::storage::StorageError;
 use shared::store::StoreError;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A failure after which Lambda should retry the invocation.
 #[derive(Debug, thiserror::Error)]
@@ -88,26 +90,36 @@ async fn make_missing_thumbnails(
     if file.object_key.as_deref() != Some(key) || file.thumbnails != Thumbnails::Pending {
         return Ok(());
     }
+    let started = Instant::now();
     let source = app.objects.read_all(key).await?;
+    let read = started.elapsed();
     let limits = thumbnails::ThumbnailLimits::default();
     // Decoding and resizing are CPU-bound: keep them off the async workers.
     let made = tokio::task::spawn_blocking(move || {
         thumbnails::make_thumbnails(&source, &THUMBNAIL_SIZES, &limits)
     })
     .await?;
+    let made_at = started.elapsed();
     let state = match made {
         Ok(made) => {
-            let mut sizes = Vec::with_capacity(made.len());
-            for thumbnail in made {
-                app.objects
-                    .put_bytes(
-                        &thumbnail_key(key, thumbnail.size),
-                        thumbnail.jpeg,
-                        "image/jpeg",
-                    )
-                    .await?;
-                sizes.push(thumbnail.size);
-            }
+            let sizes = made.iter().map(|t| t.size).collect();
+            // All sizes at once: one round trip to S3 instead of one per size.
+            try_join_all(made.into_iter().map(|thumbnail| {
+                let key = thumbnail_key(key, thumbnail.size);
+                async move {
+                    app.objects
+                        .put_bytes(&key, thumbnail.jpeg, "image/jpeg")
+                        .await
+                }
+            }))
+            .await?;
+            tracing::info!(
+                key,
+                read_ms = read.as_secs_f64() * 1e3,
+                thumbnails_ms = (made_at - read).as_secs_f64() * 1e3,
+                store_ms = (started.elapsed() - made_at).as_secs_f64() * 1e3,
+                "thumbnails made"
+            );
             Thumbnails::Ready { sizes }
         }
         Err(error) => {
