@@ -712,25 +712,12 @@ fn render(source: &Decoded, boxes: &[u32]) -> Result<Vec<Thumbnail>, ThumbnailEr
             } else {
                 let channels = if source.grey { 1 } else { 3 };
                 let mut dst = vec![0; tw as usize * th as usize * channels];
-                if source.grey {
-                    resize::<fir::pixels::U8>(
-                        &mut resizer,
-                        &options,
-                        src,
-                        (sw, sh),
-                        &mut dst,
-                        (tw, th),
-                    )?;
+                let resize = if source.grey {
+                    resize::<fir::pixels::U8>
                 } else {
-                    resize::<fir::pixels::U8x3>(
-                        &mut resizer,
-                        &options,
-                        src,
-                        (sw, sh),
-                        &mut dst,
-                        (tw, th),
-                    )?;
-                }
+                    resize::<fir::pixels::U8x3>
+                };
+                resize(&mut resizer, &options, src, (sw, sh), &mut dst, (tw, th))?;
                 dst
             };
             let pixels = Arc::new(pixels);
