@@ -87,6 +87,11 @@ pub enum ApiError {
     #[error("the file has changed since the ETag or revision given")]
     PreconditionFailed,
     /// Adapter failure or bug. The source is logged, never returned.
+    /// DynamoDB or S3 throttled, timed out or could not be reached, or the record kept changing
+    /// under concurrent writers: the same request may well succeed in a moment.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+
     #[error("internal error: {0}")]
     Internal(#[source] BoxError),
 }
@@ -108,6 +113,10 @@ struct Problem<'a> {
 impl ApiError {
     pub fn internal(e: impl Into<BoxError>) -> Self {
         ApiError::Internal(e.into())
+    }
+
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        ApiError::Unavailable(e.into())
     }
 
     pub fn status(&self) -> StatusCode {
@@ -137,6 +146,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -168,6 +178,7 @@ impl ApiError {
             ApiError::ThumbnailPending => "thumbnail_pending",
             ApiError::InvalidParts(_) => "invalid_parts",
             ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::Unavailable(_) => "temporarily_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -198,6 +209,7 @@ impl ApiError {
             ApiError::ThumbnailPending => "Thumbnail pending",
             ApiError::InvalidParts(_) => "Invalid parts",
             ApiError::PreconditionFailed => "Precondition failed",
+            ApiError::Unavailable(_) => "Temporarily unavailable",
             ApiError::Internal(_) => "Internal error",
         }
     }
@@ -207,6 +219,11 @@ impl ApiError {
         match self {
             ApiError::Internal(_) => {
                 "The request could not be completed. It has been logged; try again later.".into()
+            }
+            ApiError::Unavailable(_) => {
+                "The service is busy or a dependency did not answer in time; nothing was changed \
+                 that a retry would not finish. Retry after the time in Retry-After."
+                    .into()
             }
             other => other.to_string(),
         }
@@ -247,6 +264,8 @@ impl ApiError {
         let status = self.status();
         if let ApiError::Internal(source) = &self {
             tracing::error!(error = %source, debug = ?source, "internal error");
+        } else if let ApiError::Unavailable(source) = &self {
+            tracing::warn!(error = %source, debug = ?source, "temporarily unavailable");
         } else {
             tracing::info!(code = self.code(), detail = %self, "request refused");
         }
@@ -267,7 +286,7 @@ impl ApiError {
         }
         if matches!(
             self,
-            ApiError::ThumbnailPending | ApiError::UploadIncomplete
+            ApiError::ThumbnailPending | ApiError::UploadIncomplete | ApiError::Unavailable(_)
         ) {
             builder = builder.header(http::header::RETRY_AFTER, "1");
         }
@@ -286,6 +305,21 @@ mod tests {
             Body::Text(t) => serde_json::from_str(t).unwrap(),
             other => panic!("unexpected body {other:?}"),
         }
+    }
+
+    #[test]
+    fn transient_store_errors_are_503_with_retry_after_and_permanent_ones_500() {
+        let transient: ApiError =
+            crate::store::StoreError::Transient("throttled on table files-prod".into()).into();
+        let resp = transient.into_response();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()[http::header::RETRY_AFTER], "1");
+        let body = body_json(&resp);
+        assert_eq!(body["code"], "temporarily_unavailable");
+        assert!(!body.to_string().contains("files-prod"), "{body}");
+        let permanent: ApiError =
+            crate::store::StoreError::Permanent("ValidationException".into()).into();
+        assert_eq!(permanent.into_response().status(), 500);
     }
 
     #[test]

@@ -10,21 +10,13 @@ use crate::domain::{FileRecord, time};
 use crate::error::ApiError;
 use crate::http::{check_if_match, has_if_match};
 use crate::principal::Principal;
+use crate::retry::back_off;
 use crate::store::UpdateConflict;
 use lambda_http::Request;
 
 /// Lost races (without If-Match) are retried from a fresh read this many times, with a growing,
-/// jittered pause so that writers that collided do not collide again in lockstep.
+/// jittered pause ([`back_off`]).
 const MAX_ATTEMPTS: u32 = 10;
-
-async fn back_off(attempt: u32) {
-    // Sub-second clock noise is jitter enough to break lockstep between a handful of writers.
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos() % 16));
-    let millis = (5u64 << attempt.min(6)) + jitter;
-    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
-}
 
 /// Applies `change` to the file and stores the result. `change` returns `None` when the file is
 /// already as asked (nothing is written), else the new record; version and `updated_at` are set here.
@@ -70,7 +62,7 @@ pub async fn update_file_with(
             Err(UpdateConflict::Version) => back_off(attempt).await,
         }
     }
-    Err(ApiError::internal(
+    Err(ApiError::unavailable(
         "the file kept changing while being updated",
     ))
 }

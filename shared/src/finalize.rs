@@ -28,7 +28,11 @@ pub enum FinalizeError {
 
 impl From<FinalizeError> for crate::ApiError {
     fn from(e: FinalizeError) -> Self {
-        crate::ApiError::internal(e)
+        match e {
+            FinalizeError::Store(e) => e.into(),
+            FinalizeError::Storage(e) => e.into(),
+            contended @ FinalizeError::Contended(_) => crate::ApiError::unavailable(contended),
+        }
     }
 }
 

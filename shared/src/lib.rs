@@ -23,6 +23,7 @@ pub mod lambda;
 pub mod links;
 pub mod listing;
 pub mod principal;
+pub mod retry;
 pub mod storage;
 pub mod store;
 pub mod store_queries;

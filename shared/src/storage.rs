@@ -29,9 +29,14 @@ impl StorageError {
     }
 }
 
+/// As for DynamoDB errors (`store.rs`): transient → 503 with Retry-After, the rest → 500.
 impl From<StorageError> for crate::error::ApiError {
     fn from(e: StorageError) -> Self {
-        crate::error::ApiError::internal(e)
+        if e.is_retryable() {
+            crate::error::ApiError::unavailable(e)
+        } else {
+            crate::error::ApiError::internal(e)
+        }
     }
 }
 

@@ -42,9 +42,15 @@ impl StoreError {
     }
 }
 
+/// Throttling, timeouts and transaction conflicts are worth retrying: 503 with Retry-After; the rest
+/// is a bug or a misconfiguration: 500. Either way the cause is only logged.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        if e.is_retryable() {
+            ApiError::unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
     }
 }
 

@@ -33,14 +33,22 @@ impl TestStack {
 
     /// A stack whose functions run with a changed configuration (limits, thresholds).
     pub async fn start_with(configure: impl FnOnce(&mut shared::Config)) -> TestStack {
-        let data = tempfile::tempdir().expect("temp dir");
-        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
         let dynamodb = match std::env::var(DYNAMODB_ENDPOINT_ENV) {
             Ok(endpoint_url) if !endpoint_url.is_empty() => {
                 DynamoDbSource::Existing { endpoint_url }
             }
             _ => DynamoDbSource::Start(DynamoDbLocalOptions::default()),
         };
+        Self::start_on(dynamodb, configure).await
+    }
+
+    /// A stack on the given DynamoDB (a test that stops its DynamoDB Local starts its own).
+    pub async fn start_on(
+        dynamodb: DynamoDbSource,
+        configure: impl FnOnce(&mut shared::Config),
+    ) -> TestStack {
+        let data = tempfile::tempdir().expect("temp dir");
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         let options = StackOptions {
             gateway_addr: any_port,

@@ -9,6 +9,7 @@ use shared::domain::{UploadKind, UploadSession, UploadStatus};
 use shared::http::authorize;
 use shared::http::{no_content, respond, upload_id_param};
 use shared::principal::Scope;
+use shared::retry::back_off;
 use shared::{ApiError, App};
 use std::sync::Arc;
 
@@ -16,13 +17,14 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
     respond(abort_upload(&app, &req).await)
 }
 
-/// A lost race means the session or its file changed meanwhile: read again, a few times.
+/// A lost race means the session or its file changed meanwhile (a transaction conflict: they are
+/// being written right now): read again after a pause, a few times.
 const MAX_ATTEMPTS: u32 = 5;
 
 async fn abort_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let principal = authorize(req, &app.config, Scope::Write)?;
     let upload_id = upload_id_param(req)?;
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let session = app
             .files
             .get_upload(&principal.tenant_id, &upload_id)
@@ -50,11 +52,11 @@ async fn abort_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
                 clean_up_s3(app, &session).await?;
                 return no_content();
             }
-            Err(e) if e.is_condition_failed() => continue,
+            Err(e) if e.is_condition_failed() || e.is_retryable() => back_off(attempt).await,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::internal(
+    Err(ApiError::unavailable(
         "upload kept changing while being aborted",
     ))
 }

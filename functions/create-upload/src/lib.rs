@@ -351,7 +351,7 @@ async fn store_session(
                     }
                     // The holder vanished between the write and the read: the client may retry.
                     None => {
-                        return Err(ApiError::internal(
+                        return Err(ApiError::unavailable(
                             "name claim changed during upload creation",
                         ));
                     }

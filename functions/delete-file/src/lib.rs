@@ -11,6 +11,7 @@ use shared::domain::THUMBNAIL_SIZES;
 use shared::http::{authorize, file_id_param, no_content, respond};
 use shared::keys::thumbnail_key;
 use shared::principal::Scope;
+use shared::retry::back_off;
 use shared::{ApiError, App};
 use std::sync::Arc;
 
@@ -18,10 +19,13 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
     respond(delete_file(&app, &req).await)
 }
 
+/// How many times the objects and records are read again when the file changed meanwhile.
+const MAX_ATTEMPTS: u32 = 5;
+
 async fn delete_file(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let principal = authorize(req, &app.config, Scope::Admin)?;
     let file_id = file_id_param(req)?;
-    for _ in 0..5 {
+    for attempt in 0..MAX_ATTEMPTS {
         let file = app.file_of(&principal, &file_id, Trashed::Include).await?;
         let revisions = app
             .files
@@ -40,10 +44,13 @@ async fn delete_file(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
         app.objects.delete_many(&keys).await?;
         match app.files.delete_file(&file, &revisions).await {
             Ok(()) => return no_content(),
-            // A revision landed meanwhile: its objects must go too.
-            Err(e) if e.is_condition_failed() => continue,
+            // A revision landed meanwhile (its objects must go too), or one is landing right now
+            // (a transaction conflict): read again after a pause.
+            Err(e) if e.is_condition_failed() || e.is_retryable() => back_off(attempt).await,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::internal("file kept changing while being deleted"))
+    Err(ApiError::unavailable(
+        "file kept changing while being deleted",
+    ))
 }
