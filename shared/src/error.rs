@@ -221,8 +221,8 @@ impl ApiError {
                 "The request could not be completed. It has been logged; try again later.".into()
             }
             ApiError::Unavailable(_) => {
-                "The service is busy or a dependency did not answer in time; nothing was changed \
-                 that a retry would not finish. Retry after the time in Retry-After."
+                "The service is busy or a dependency did not answer in time. Retry after the \
+                 number of seconds in Retry-After."
                     .into()
             }
             other => other.to_string(),
