@@ -6,7 +6,6 @@
 
 use http::StatusCode;
 use lambda_http::{Body, Response};
-use serde::Serialize;
 
 /// A boxed error from an adapter or a bug: logged, answered as a bare 500.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -94,20 +93,6 @@ pub enum ApiError {
 
     #[error("internal error: {0}")]
     Internal(#[source] BoxError),
-}
-
-/// The RFC 9457 body.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    problem_type: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    code: &'a str,
-    /// Extension members (RFC 9457 section 3.2) that help the client act on the error.
-    #[serde(flatten)]
-    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -269,12 +254,12 @@ impl ApiError {
         } else {
             tracing::info!(code = self.code(), detail = %self, "request refused");
         }
-        let problem = Problem {
+        let problem = api_types::Problem {
             problem_type: format!("/problems/{}", self.code()),
-            title: self.title(),
+            title: self.title().to_string(),
             status: status.as_u16(),
             detail: self.public_detail(),
-            code: self.code(),
+            code: self.code().to_string(),
             extensions: self.extensions(),
         };
         let body = serde_json::to_string(&problem).unwrap_or_else(|_| "{}".into());

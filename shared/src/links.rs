@@ -5,27 +5,15 @@
 //! ETag: they change with every answer, the record does not.
 
 use crate::domain::disposition::{Disposition, content_disposition};
-use crate::domain::{FileRecord, FileStatus, FileView, Thumbnails, time};
+use crate::domain::{FileRecord, FileStatus, Thumbnails, time};
 use crate::keys;
 use crate::storage::{DownloadOverrides, ObjectStorage, StorageError};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A file's view with its links. Links are absent when there is nothing to fetch: content only
-/// for ready files that are not in the trash, thumbnails only once they are made.
-#[derive(Debug, Serialize)]
-pub struct FileWithLinks<'a> {
-    #[serde(flatten)]
-    pub file: FileView<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub download_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub download_url_expires_at: Option<String>,
-    /// Box size (`"64"`, `"256"`, `"1024"`) → presigned JPEG URL; they expire with `download_url`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thumbnails: Option<BTreeMap<String, String>>,
-}
+/// A file's view with its links (`api_types::File`). Links are absent when there is nothing to
+/// fetch: content only for ready files that are not in the trash, thumbnails only once they are made.
+pub use api_types::File as FileWithLinks;
 
 /// Which links to add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,18 +31,13 @@ fn downloadable(file: &FileRecord) -> Option<&str> {
 }
 
 /// `file`'s view with the requested links, each valid for `ttl`.
-pub async fn with_links<'a>(
+pub async fn with_links(
     objects: &ObjectStorage,
-    file: &'a FileRecord,
+    file: &FileRecord,
     links: Links,
     ttl: Duration,
-) -> Result<FileWithLinks<'a>, StorageError> {
-    let mut out = FileWithLinks {
-        file: file.view(),
-        download_url: None,
-        download_url_expires_at: None,
-        thumbnails: None,
-    };
+) -> Result<FileWithLinks, StorageError> {
+    let mut out = file.view();
     let Some(object_key) = downloadable(file) else {
         return Ok(out);
     };

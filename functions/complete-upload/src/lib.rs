@@ -6,7 +6,6 @@
 //! answers the same file: the S3 event, this route and a retry can all run for one upload.
 
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 use shared::domain::{UploadKind, UploadSession, UploadStatus};
 use shared::finalize::{Outcome, finalize_upload};
 use shared::http::authorize;
@@ -16,20 +15,7 @@ use shared::storage::StorageError;
 use shared::{ApiError, App};
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompleteUploadRequest {
-    #[serde(default)]
-    pub parts: Option<Vec<CompletedPart>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompletedPart {
-    pub part_number: u32,
-    /// The ETag S3 answered the part's PUT with (quotes optional).
-    pub etag: String,
-}
+pub use api_types::{CompleteUploadRequest, CompletedPart};
 
 pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
     respond(complete_upload(&app, &req).await)

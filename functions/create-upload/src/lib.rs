@@ -12,7 +12,6 @@
 //! The file record is `pending` until the S3 event (see `process-upload`) or `complete` processes it.
 
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
 use shared::domain::multipart::{PartPlan, plan_parts};
 use shared::domain::{
     FileRecord, FileStatus, Thumbnails, UploadKind, UploadSession, UploadStatus, ids, time,
@@ -24,65 +23,9 @@ use shared::principal::{Principal, Scope};
 use shared::storage::UploadConstraints;
 use shared::store::{RevisionPrecondition, StoreError};
 use shared::{ApiError, App, keys};
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUploadRequest {
-    #[serde(default)]
-    pub name: Option<String>,
-    pub size: u64,
-    pub content_type: String,
-    #[serde(default)]
-    pub parent: Option<String>,
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub metadata: Option<BTreeMap<String, String>>,
-    /// Hex SHA-256 of the content, verified before the upload becomes a revision.
-    #[serde(default)]
-    pub sha256: Option<String>,
-    /// On a taken name: add a revision to the file that holds it instead of answering 409.
-    #[serde(default)]
-    pub replace: bool,
-    /// Upload a new revision of this file.
-    #[serde(default)]
-    pub file_id: Option<String>,
-    /// The file's ETag the client based this revision on.
-    #[serde(default)]
-    pub if_match: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PartUrl {
-    pub part_number: u32,
-    pub url: String,
-    /// The exact length this part must have (it is signed).
-    pub size: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CreateUploadResponse {
-    pub upload_id: String,
-    pub file_id: String,
-    /// True when this upload creates the file; false when it adds a revision.
-    pub creates_file: bool,
-    /// `PUT` (one request to `url` with `headers`) or `MULTIPART` (one PUT per entry of `parts`,
-    /// then `POST complete_url` with each part's ETag).
-    pub method: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Send exactly these headers with the PUT: they are part of the signature.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub headers: Option<HashMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub part_size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parts: Option<Vec<PartUrl>>,
-    pub complete_url: String,
-    pub expires_at: String,
-}
+pub use api_types::{CreateUploadRequest, CreateUploadResponse, PartUrl, UploadMethod};
 
 pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
     respond(create_upload(&app, &req).await)
@@ -200,7 +143,7 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
                 upload_id: upload_id.clone(),
                 file_id,
                 creates_file,
-                method: "PUT",
+                method: UploadMethod::Put,
                 url: Some(presigned.url),
                 headers: Some(presigned.headers.into_iter().collect()),
                 part_size: None,
@@ -213,7 +156,7 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
             upload_id: upload_id.clone(),
             file_id,
             creates_file,
-            method: "MULTIPART",
+            method: UploadMethod::Multipart,
             url: None,
             headers: None,
             part_size: Some(plan.part_size),

@@ -2,24 +2,14 @@
 //! for its content (the same as `GET /v1/files/{id}/content?revision=N` redirects to).
 
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
 use shared::app::Trashed;
 use shared::domain::disposition::{Disposition, content_disposition};
-use shared::domain::revision::RevisionView;
 use shared::domain::time;
 use shared::http::{authorize, file_id_param, json_response, respond, revision_param};
 use shared::principal::Scope;
 use shared::storage::DownloadOverrides;
 use shared::{ApiError, App};
 use std::sync::Arc;
-
-#[derive(Serialize)]
-struct RevisionWithUrl<'a> {
-    #[serde(flatten)]
-    revision: RevisionView<'a>,
-    download_url: String,
-    download_url_expires_at: String,
-}
 
 pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
     respond(get_revision(&app, &req).await)
@@ -46,12 +36,8 @@ async fn get_revision(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
             app.config.download_url_ttl,
         )
         .await?;
-    json_response(
-        http::StatusCode::OK,
-        &RevisionWithUrl {
-            revision: revision.view(file.revision),
-            download_url: presigned.url,
-            download_url_expires_at: time::format(&presigned.expires_at),
-        },
-    )
+    let mut body = revision.view(file.revision);
+    body.download_url = Some(presigned.url);
+    body.download_url_expires_at = Some(time::format(&presigned.expires_at));
+    json_response(http::StatusCode::OK, &body)
 }

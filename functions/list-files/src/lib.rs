@@ -11,26 +11,14 @@
 //! `next_cursor` is null. Ready files carry a presigned `download_url`. How each query is served
 //! (index, key condition, in-memory filters, bounds): `shared::listing` and docs/table-design.md.
 
+use api_types::{FileCount, FileList};
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::Serialize;
 use shared::http::{authorize, json_response, respond};
-use shared::links::{FileWithLinks, Links, with_links};
+use shared::links::{Links, with_links};
 use shared::listing::{ListQuery, Plan, decode_cursor, encode_cursor};
 use shared::principal::Scope;
 use shared::{ApiError, App};
 use std::sync::Arc;
-
-#[derive(Debug, Serialize)]
-pub struct FileList<'a> {
-    pub items: Vec<FileWithLinks<'a>>,
-    /// Pass as `cursor` to get the next page; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FileCount {
-    pub count: usize,
-}
 
 pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
     respond(list_files(&app, &req).await)

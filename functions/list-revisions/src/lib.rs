@@ -1,19 +1,13 @@
 //! `GET /v1/files/{file_id}/revisions`: every revision of a file, oldest first, the current one
 //! marked. Rejected uploads never became revisions; deleted revisions are gone.
 
+use api_types::RevisionList;
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
 use shared::app::Trashed;
-use shared::domain::revision::RevisionView;
 use shared::http::{authorize, file_id_param, json_response, respond};
 use shared::principal::Scope;
 use shared::{ApiError, App};
 use std::sync::Arc;
-
-#[derive(Serialize)]
-struct RevisionList<'a> {
-    items: Vec<RevisionView<'a>>,
-}
 
 pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
     respond(list_revisions(&app, &req).await)

@@ -4,17 +4,7 @@ use super::time::{Timestamp, optional_rfc3339_millis, rfc3339_millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Where a file is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileStatus {
-    /// Created by `POST /v1/uploads`; the content has not arrived (or not been processed) yet.
-    Pending,
-    /// The content arrived and passed the checks; it can be downloaded.
-    Ready,
-    /// The content arrived but did not match what was declared; it was deleted.
-    Rejected,
-}
+pub use api_types::FileStatus;
 
 /// The box sizes thumbnails are made in (bounded box, aspect kept, never upscaled).
 pub const THUMBNAIL_SIZES: [u32; 3] = [64, 256, 1024];
@@ -30,16 +20,6 @@ pub enum Thumbnails {
     Ready { sizes: Vec<u32> },
     /// There will be none: not an image, an unsupported format (HEIC), corrupt or too large.
     None { reason: String },
-}
-
-impl FileStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileStatus::Pending => "pending",
-            FileStatus::Ready => "ready",
-            FileStatus::Rejected => "rejected",
-        }
-    }
 }
 
 /// The stored record of a file (one DynamoDB item, tenant-scoped key).
@@ -101,47 +81,29 @@ impl FileRecord {
         format!("\"{}-{}\"", self.id, self.version)
     }
 
-    pub fn view(&self) -> FileView<'_> {
-        FileView {
-            id: &self.id,
-            name: &self.name,
-            content_type: &self.content_type,
+    /// What clients see of the file (without links: `crate::links` adds them).
+    pub fn view(&self) -> api_types::File {
+        api_types::File {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            content_type: self.content_type.clone(),
             size: self.size,
             status: self.status,
-            parent: self.parent.as_deref(),
-            tags: &self.tags,
-            metadata: &self.metadata,
+            parent: self.parent.clone(),
+            tags: self.tags.clone(),
+            metadata: self.metadata.clone(),
             revision: self.revision,
-            sha256: self.sha256.as_deref(),
-            rejection_reason: self.rejection_reason.as_deref(),
+            sha256: self.sha256.clone(),
+            rejection_reason: self.rejection_reason.clone(),
             trashed: self.trashed_at.is_some(),
             created_at: super::time::format(&self.created_at),
-            created_by: &self.created_by,
+            created_by: self.created_by.clone(),
             updated_at: super::time::format(&self.updated_at),
+            download_url: None,
+            download_url_expires_at: None,
+            thumbnails: None,
         }
     }
-}
-
-/// What clients see of a file: no tenant, no storage keys, no internal version counter.
-#[derive(Debug, Serialize)]
-pub struct FileView<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-    pub content_type: &'a str,
-    pub size: u64,
-    pub status: FileStatus,
-    pub parent: Option<&'a str>,
-    pub tags: &'a [String],
-    pub metadata: &'a BTreeMap<String, String>,
-    pub revision: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rejection_reason: Option<&'a str>,
-    pub trashed: bool,
-    pub created_at: String,
-    pub created_by: &'a str,
-    pub updated_at: String,
 }
 
 impl FileRecord {

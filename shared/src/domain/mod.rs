@@ -12,6 +12,6 @@ pub mod time;
 pub mod upload;
 pub mod validate;
 
-pub use file::{FileRecord, FileStatus, FileView, THUMBNAIL_SIZES, Thumbnails};
-pub use revision::{RevisionRecord, RevisionView};
+pub use file::{FileRecord, FileStatus, THUMBNAIL_SIZES, Thumbnails};
+pub use revision::RevisionRecord;
 pub use upload::{UploadKind, UploadSession, UploadStatus};

@@ -24,29 +24,18 @@ pub struct RevisionRecord {
 }
 
 impl RevisionRecord {
-    pub fn view(&self, current_revision: u32) -> RevisionView<'_> {
-        RevisionView {
+    /// What clients see of the revision (without a download link).
+    pub fn view(&self, current_revision: u32) -> api_types::Revision {
+        api_types::Revision {
             revision: self.revision,
             size: self.size,
-            content_type: &self.content_type,
-            sha256: self.sha256.as_deref(),
+            content_type: self.content_type.clone(),
+            sha256: self.sha256.clone(),
             current: self.revision == current_revision,
             created_at: super::time::format(&self.created_at),
-            created_by: &self.created_by,
+            created_by: self.created_by.clone(),
+            download_url: None,
+            download_url_expires_at: None,
         }
     }
-}
-
-/// What clients see of a revision.
-#[derive(Debug, Serialize)]
-pub struct RevisionView<'a> {
-    pub revision: u32,
-    pub size: u64,
-    pub content_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<&'a str>,
-    /// True for the file's current revision.
-    pub current: bool,
-    pub created_at: String,
-    pub created_by: &'a str,
 }

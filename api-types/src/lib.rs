@@ -1,0 +1,256 @@
+//! The Files API's wire types: the JSON bodies requests carry and answers hold, defined once for
+//! the functions (which serialize answers and parse requests) and for the client (which does the
+//! opposite). Plain serde types, no AWS and no HTTP stack, so a client does not build the server's
+//! dependencies. infra/openapi.yaml describes the same shapes; the contract test keeps them in
+//! agreement with what the functions answer.
+//!
+//! Request types keep `deny_unknown_fields`: the API refuses a field it does not know (a typo would
+//! otherwise be silently ignored), and a client serializing these types never sends one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where a file is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Created by `POST /v1/uploads`; the content has not arrived (or not been processed) yet.
+    Pending,
+    /// The content arrived and passed the checks; it can be downloaded.
+    Ready,
+    /// The content arrived but did not match what was declared; it was deleted.
+    Rejected,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Pending => "pending",
+            FileStatus::Ready => "ready",
+            FileStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// A file as the API answers it (`GET /v1/files/{id}`, listings, `complete`, `PATCH`, ...): no
+/// tenant, no storage keys, no internal version counter. The links are present only where the
+/// route adds them and there is something to fetch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct File {
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub status: FileStatus,
+    pub parent: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// The current content revision: 0 until the first upload is processed, then 1, 2, ...
+    pub revision: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+    pub trashed: bool,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    /// Presigned URL of the current content (ready files that are not in the trash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url_expires_at: Option<String>,
+    /// Box size (`"64"`, `"256"`, `"1024"`) → presigned JPEG URL; they expire with `download_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails: Option<BTreeMap<String, String>>,
+}
+
+/// `GET /v1/files`: one page of files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileList {
+    pub items: Vec<File>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/files?count_only=true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCount {
+    pub count: usize,
+}
+
+/// One revision of a file's content as the API answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    pub revision: u32,
+    pub size: u64,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// True for the file's current revision.
+    pub current: bool,
+    pub created_at: String,
+    pub created_by: String,
+    /// Presigned URL of this revision's content (`GET /v1/files/{id}/revisions/{n}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url_expires_at: Option<String>,
+}
+
+/// `GET /v1/files/{id}/revisions`: every revision, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevisionList {
+    pub items: Vec<Revision>,
+}
+
+/// `POST /v1/uploads`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUploadRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub size: u64,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Hex SHA-256 of the content, verified before the upload becomes a revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// On a taken name: add a revision to the file that holds it instead of answering 409.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
+    /// Upload a new revision of this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// The file's ETag the client based this revision on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+}
+
+/// How the content of an upload is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UploadMethod {
+    /// One PUT of the whole content to `url` with `headers`.
+    #[serde(rename = "PUT")]
+    Put,
+    /// One PUT per part, then `POST complete_url` with each part's ETag.
+    #[serde(rename = "MULTIPART")]
+    Multipart,
+}
+
+/// A presigned URL for one part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartUrl {
+    pub part_number: u32,
+    pub url: String,
+    /// The exact length this part must have (it is signed).
+    pub size: u64,
+}
+
+/// The answer to `POST /v1/uploads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateUploadResponse {
+    pub upload_id: String,
+    pub file_id: String,
+    /// True when this upload creates the file; false when it adds a revision.
+    pub creates_file: bool,
+    /// `PUT` (one request to `url` with `headers`) or `MULTIPART` (one PUT per entry of `parts`,
+    /// then `POST complete_url` with each part's ETag).
+    pub method: UploadMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Send exactly these headers with the PUT: they are part of the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<PartUrl>>,
+    pub complete_url: String,
+    pub expires_at: String,
+}
+
+/// `POST /v1/uploads/{upload_id}/complete`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteUploadRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<CompletedPart>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    /// The ETag S3 answered the part's PUT with (quotes optional).
+    pub etag: String,
+}
+
+/// An RFC 9457 problem+json body, as every error answer carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable, machine-readable: what a client branches on.
+    pub code: String,
+    /// Extension members (RFC 9457 section 3.2) that help the client act on the error.
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_put_answer_round_trips() {
+        let json = serde_json::json!({
+            "upload_id": "u", "file_id": "f", "creates_file": true, "method": "PUT",
+            "url": "http://s3/x", "headers": {"content-type": "text/plain"},
+            "complete_url": "/v1/uploads/u/complete", "expires_at": "2026-01-01T00:00:00.000Z"
+        });
+        let answer: CreateUploadResponse = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(answer.method, UploadMethod::Put);
+        assert_eq!(serde_json::to_value(&answer).unwrap(), json);
+    }
+
+    #[test]
+    fn a_minimal_request_sends_only_what_is_set() {
+        let request = CreateUploadRequest {
+            name: Some("a.txt".into()),
+            size: 3,
+            content_type: "text/plain".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            serde_json::json!({"name": "a.txt", "size": 3, "content_type": "text/plain"})
+        );
+        assert!(
+            serde_json::from_value::<CreateUploadRequest>(
+                serde_json::json!({"size": 1, "content_type": "a/b", "nmae": "x"})
+            )
+            .is_err(),
+            "unknown fields are refused"
+        );
+    }
+
+    #[test]
+    fn problem_extensions_are_kept() {
+        let json = serde_json::json!({
+            "type": "/problems/name_conflict", "title": "Conflict", "status": 409,
+            "detail": "taken", "code": "name_conflict", "existing_file_id": "f1"
+        });
+        let problem: Problem = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(problem.extensions["existing_file_id"], "f1");
+        assert_eq!(serde_json::to_value(&problem).unwrap(), json);
+    }
+}
