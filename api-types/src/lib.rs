@@ -98,10 +98,12 @@ pub struct Revision {
     pub download_url_expires_at: Option<String>,
 }
 
-/// `GET /v1/files/{id}/revisions`: every revision, oldest first.
+/// `GET /v1/files/{id}/revisions`: a page of revisions, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevisionList {
     pub items: Vec<Revision>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/uploads`.

@@ -47,6 +47,10 @@ pub enum ApiError {
     /// A user tried to replace the content of a file another principal created.
     #[error("only the file's creator, an app or an admin may replace its content")]
     NotFileOwner,
+    /// A user tried to complete or abort an upload another principal started (same code as
+    /// [`ApiError::NotFileOwner`]: it is the same rule, applied to the upload).
+    #[error("only the upload's creator, an app or an admin may complete or abort it")]
+    NotUploadOwner,
     /// The current revision cannot be deleted (upload or restore another one first).
     #[error("the current revision cannot be deleted")]
     CurrentRevision,
@@ -76,6 +80,12 @@ pub enum ApiError {
     /// `complete` was called before the content landed.
     #[error("the content has not been uploaded yet")]
     UploadIncomplete,
+    /// S3 no longer knows the multipart upload (the bucket's lifecycle rule aborted it, or it was
+    /// aborted concurrently) and nothing landed: the content can never arrive; start a new upload.
+    #[error(
+        "the multipart upload no longer exists in S3 (expired or aborted) and no content landed; start a new upload"
+    )]
+    UploadExpired,
     /// The file's thumbnails are still being made.
     #[error("the thumbnail is not ready yet; retry, or ask with ?wait=N")]
     ThumbnailPending,
@@ -117,7 +127,8 @@ impl ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::MissingTenant { .. }
             | ApiError::InsufficientScope { .. }
-            | ApiError::NotFileOwner => StatusCode::FORBIDDEN,
+            | ApiError::NotFileOwner
+            | ApiError::NotUploadOwner => StatusCode::FORBIDDEN,
             ApiError::CurrentRevision => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::FileNotReady { .. } => StatusCode::CONFLICT,
@@ -126,6 +137,7 @@ impl ApiError {
             ApiError::NameConflict { .. }
             | ApiError::UploadNotPending { .. }
             | ApiError::UploadIncomplete => StatusCode::CONFLICT,
+            ApiError::UploadExpired => StatusCode::GONE,
             ApiError::ThumbnailPending => StatusCode::NOT_FOUND,
             ApiError::UploadRejected { .. } | ApiError::InvalidParts(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -150,7 +162,7 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::MissingTenant { .. } => "missing_tenant",
             ApiError::InsufficientScope { .. } => "insufficient_scope",
-            ApiError::NotFileOwner => "not_file_owner",
+            ApiError::NotFileOwner | ApiError::NotUploadOwner => "not_file_owner",
             ApiError::CurrentRevision => "current_revision",
             ApiError::NotFound(_) => "not_found",
             ApiError::FileNotReady { .. } => "file_not_ready",
@@ -160,6 +172,7 @@ impl ApiError {
             ApiError::UploadNotPending { .. } => "upload_not_pending",
             ApiError::UploadRejected { .. } => "upload_rejected",
             ApiError::UploadIncomplete => "upload_incomplete",
+            ApiError::UploadExpired => "upload_expired",
             ApiError::ThumbnailPending => "thumbnail_pending",
             ApiError::InvalidParts(_) => "invalid_parts",
             ApiError::PreconditionFailed => "precondition_failed",
@@ -182,6 +195,7 @@ impl ApiError {
             ApiError::MissingTenant { .. } => "No tenant in token",
             ApiError::InsufficientScope { .. } => "Insufficient scope",
             ApiError::NotFileOwner => "Not the file's owner",
+            ApiError::NotUploadOwner => "Not the upload's owner",
             ApiError::CurrentRevision => "Current revision",
             ApiError::NotFound(_) => "Not found",
             ApiError::FileNotReady { .. } => "File not ready",
@@ -191,6 +205,7 @@ impl ApiError {
             ApiError::UploadNotPending { .. } => "Upload not pending",
             ApiError::UploadRejected { .. } => "Upload rejected",
             ApiError::UploadIncomplete => "Upload incomplete",
+            ApiError::UploadExpired => "Upload expired",
             ApiError::ThumbnailPending => "Thumbnail pending",
             ApiError::InvalidParts(_) => "Invalid parts",
             ApiError::PreconditionFailed => "Precondition failed",

@@ -8,7 +8,9 @@
 //! - [`principal`]: who is calling (tenant, subject, scopes), from the JWT claims.
 //! - [`domain`]: the rules (validation, records, state changes) as plain functions.
 //! - [`keys`]: how tenant-scoped DynamoDB and S3 keys are built.
-//! - [`store`] (DynamoDB) and [`storage`] (S3): the AWS adapters; [`store_queries`]: the listing reads.
+//! - [`store`] (DynamoDB) and [`storage`] (S3): the AWS adapters; [`store_queries`]: the listing reads;
+//!   [`store_revisions`]: revision pages.
+//! - [`purge`]: permanent deletes in resumable steps.
 //! - [`listing`]: `GET /v1/files` parameters, plans, pages and cursors; [`links`]: presigned links of a file.
 
 pub mod app;
@@ -23,10 +25,12 @@ pub mod lambda;
 pub mod links;
 pub mod listing;
 pub mod principal;
+pub mod purge;
 pub mod retry;
 pub mod storage;
 pub mod store;
 pub mod store_queries;
+pub mod store_revisions;
 
 pub use app::App;
 pub use config::Config;

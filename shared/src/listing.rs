@@ -900,6 +900,17 @@ fn cursor_mac(key: &[u8], tenant: &str, fingerprint: &[u8; 32]) -> Hmac<Sha256> 
     mac
 }
 
+/// The fingerprint that revision-list cursors (`GET /v1/files/{id}/revisions`) are signed with: it
+/// binds a cursor to the one file it pages through, and, being a hash of another domain than
+/// [`ListQuery::fingerprint`]'s, a revision cursor never passes for a file listing's or back.
+pub fn revisions_fingerprint(file_id: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(b"files-api/revisions/v1\0")
+        .chain_update(file_id.as_bytes())
+        .finalize()
+        .into()
+}
+
 pub fn encode_cursor(
     key: &[u8],
     tenant: &str,

@@ -134,6 +134,14 @@ impl Principal {
         }
     }
 
+    /// Completing or aborting an upload follows the same rule as replacing content: aborting can
+    /// delete the never-filled file the upload created, completing decides when its content
+    /// becomes a revision. `created_by` is the upload session's creator.
+    pub fn may_act_on_upload(&self, created_by: &str) -> Result<(), ApiError> {
+        self.may_replace_content_of(created_by)
+            .map_err(|_| ApiError::NotUploadOwner)
+    }
+
     /// Reads the principal from an API Gateway HTTP API (payload 2.0) request.
     pub fn from_request(req: &lambda_http::Request, tenant_claim: &str) -> Result<Self, ApiError> {
         use lambda_http::RequestExt;

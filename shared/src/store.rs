@@ -446,12 +446,12 @@ impl FileStore {
         let check = match precondition {
             RevisionPrecondition::Live => self.check(
                 file_key,
-                "attribute_exists(pk) AND attribute_not_exists(trashed_at)",
+                "attribute_exists(pk) AND attribute_not_exists(trashed_at) AND attribute_not_exists(deleting_since)",
                 Item::new(),
             )?,
             RevisionPrecondition::AtVersion(version) => self.check(
                 file_key,
-                "attribute_exists(pk) AND attribute_not_exists(trashed_at) AND version = :v",
+                "attribute_exists(pk) AND attribute_not_exists(trashed_at) AND attribute_not_exists(deleting_since) AND version = :v",
                 HashMap::from([(":v".to_string(), n(version))]),
             )?,
         };
@@ -475,7 +475,7 @@ impl FileStore {
             .get_item(keys::file_pk(tenant, file_id), keys::FILE_SK)
             .await?
         {
-            Some(item) => Ok(Some(from_item::<FileItem>(item)?.record)),
+            Some(item) => live_file(item),
             None => Ok(None),
         }
     }
@@ -712,37 +712,6 @@ impl FileStore {
         }
     }
 
-    /// Every revision of a file, oldest first.
-    pub async fn list_revisions(
-        &self,
-        tenant: &str,
-        file_id: &str,
-    ) -> Result<Vec<RevisionRecord>, StoreError> {
-        let mut revisions = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :rev)")
-                .expression_attribute_values(":pk", s(keys::file_pk(tenant, file_id)))
-                .expression_attribute_values(":rev", s("REV#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                revisions.push(from_item::<RevisionItem>(item)?.revision);
-            }
-            match out.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(revisions),
-            }
-        }
-    }
-
     pub async fn find_revision(
         &self,
         tenant: &str,
@@ -782,16 +751,24 @@ impl FileStore {
         .await
     }
 
-    /// Deletes a file for good: its record, name claim and tag entries together (if it is still at
-    /// the version read), then its revision records. The caller deletes the objects first.
-    pub async fn delete_file(
-        &self,
-        file: &FileRecord,
-        revisions: &[RevisionRecord],
-    ) -> Result<(), StoreError> {
-        let mut items = vec![self.delete(
-            key(keys::file_pk(&file.tenant_id, &file.id), keys::FILE_SK),
-            "version = :v",
+    /// First step of deleting a file for good, in one transaction: the record becomes a
+    /// `deleting_since` marker (if it is still at the version read), which every read takes for
+    /// "no such file" and which no index holds any more, and its name claim and tag entries go.
+    /// The version is bumped, so no write based on an earlier read (a revision landing, a PATCH,
+    /// an abort) can succeed on it any more. What follows is in [`crate::purge`].
+    pub async fn mark_file_deleting(&self, file: &FileRecord) -> Result<(), StoreError> {
+        let marker = DeletingFileItem {
+            pk: keys::file_pk(&file.tenant_id, &file.id),
+            sk: keys::FILE_SK.to_string(),
+            deleting_since: crate::domain::time::now().timestamp(),
+            record: FileRecord {
+                version: file.version + 1,
+                ..file.clone()
+            },
+        };
+        let mut items = vec![self.put(
+            to_item(&marker)?,
+            Some("version = :v AND attribute_not_exists(deleting_since)"),
             HashMap::from([(":v".to_string(), n(file.version))]),
         )?];
         if holds_claim(file) {
@@ -803,8 +780,32 @@ impl FileStore {
             )?);
         }
         items.extend(self.tag_entry_writes(Some(file), None)?);
-        self.transact(items).await?;
-        // Without the record nothing reaches these any more; removing them is housekeeping.
+        self.transact(items).await
+    }
+
+    /// The file's record as a permanent delete sees it: live, being deleted, or gone.
+    pub async fn file_for_delete(
+        &self,
+        tenant: &str,
+        file_id: &str,
+    ) -> Result<Option<FileForDelete>, StoreError> {
+        match self
+            .get_item(keys::file_pk(tenant, file_id), keys::FILE_SK)
+            .await?
+        {
+            None => Ok(None),
+            Some(item) if item.contains_key(DELETING_ATTR) => Ok(Some(FileForDelete::Deleting)),
+            Some(item) => Ok(Some(FileForDelete::Live(Box::new(
+                from_item::<FileItem>(item)?.record,
+            )))),
+        }
+    }
+
+    /// Deletes revision records (their objects must be gone already), 25 per BatchWriteItem.
+    pub async fn delete_revision_items(
+        &self,
+        revisions: &[RevisionRecord],
+    ) -> Result<(), StoreError> {
         for chunk in revisions.chunks(25) {
             let requests = chunk
                 .iter()
@@ -823,7 +824,8 @@ impl FileStore {
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let mut pending = HashMap::from([(self.table.clone(), requests)]);
             // BatchWriteItem may leave items unprocessed under load: resubmit them.
-            for _ in 0..8 {
+            let mut attempt = 0;
+            loop {
                 let out = self
                     .client
                     .batch_write_item()
@@ -835,9 +837,64 @@ impl FileStore {
                     Some(rest) if !rest.is_empty() => pending = rest,
                     _ => break,
                 }
+                attempt += 1;
+                if attempt == 8 {
+                    return Err(StoreError::Transient(
+                        "BatchWriteItem kept leaving revision deletes unprocessed".into(),
+                    ));
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
         Ok(())
     }
+
+    /// Last step of a permanent delete: the marker goes, once no revision record is left.
+    pub async fn delete_file_marker(&self, tenant: &str, file_id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::file_pk(tenant, file_id), keys::FILE_SK)))
+            .condition_expression("attribute_exists(deleting_since)")
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            // Already gone: another run of the same delete finished first.
+            Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The attribute that marks a file record as being deleted for good.
+pub(crate) const DELETING_ATTR: &str = "deleting_since";
+
+/// A file record that is being deleted: the record as it was (for the logs and the purge), without
+/// the index keys (so no listing finds it) and without a TTL (so it outlives the purge).
+#[derive(Serialize, Deserialize)]
+struct DeletingFileItem {
+    pk: String,
+    sk: String,
+    /// Epoch seconds when the delete began.
+    deleting_since: i64,
+    #[serde(flatten)]
+    record: FileRecord,
+}
+
+/// A file item as every reader but the purge sees it: a record being deleted is no file.
+pub(crate) fn live_file(item: Item) -> Result<Option<FileRecord>, StoreError> {
+    if item.contains_key(DELETING_ATTR) {
+        return Ok(None);
+    }
+    Ok(Some(from_item::<FileItem>(item)?.record))
+}
+
+/// What a permanent delete finds under a file's key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileForDelete {
+    Live(Box<FileRecord>),
+    /// An earlier delete began and did not finish: resume it.
+    Deleting,
 }

@@ -8,7 +8,9 @@ use crate::keys;
 use crate::listing::{
     Index, ListQuery, MAX_CHUNK, MAX_ITEMS_READ, Page, PageFill, Position, Scan, too_broad,
 };
-use crate::store::{FileItem, FileStore, Item, StoreError, TagEntryItem, classify, from_item, key};
+use crate::store::{
+    FileItem, FileStore, Item, StoreError, TagEntryItem, classify, from_item, key, live_file,
+};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
@@ -161,8 +163,9 @@ impl FileStore {
                 .await
                 .map_err(classify)?;
             if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
+                // A file being deleted for good is no file (its tag entries went with the mark).
                 for item in items {
-                    files.push(from_item::<FileItem>(item)?.record);
+                    files.extend(live_file(item)?);
                 }
             }
             match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {

@@ -30,6 +30,7 @@ async fn abort_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
             .get_upload(&principal.tenant_id, &upload_id)
             .await?
             .ok_or(ApiError::NotFound("upload"))?;
+        principal.may_act_on_upload(&session.created_by)?;
         match session.status {
             UploadStatus::Pending => {}
             UploadStatus::Aborted => return no_content(),

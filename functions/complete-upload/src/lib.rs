@@ -11,6 +11,7 @@ use shared::finalize::{Outcome, finalize_upload};
 use shared::http::authorize;
 use shared::http::{file_response, json_body, respond, upload_id_param};
 use shared::principal::Scope;
+use shared::retry::back_off;
 use shared::storage::StorageError;
 use shared::{ApiError, App};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ async fn complete_upload(app: &App, req: &Request) -> Result<Response<Body>, Api
         .get_upload(&principal.tenant_id, &upload_id)
         .await?
         .ok_or(ApiError::NotFound("upload"))?;
+    principal.may_act_on_upload(&session.created_by)?;
 
     if session.status == UploadStatus::Pending
         && let UploadKind::Multipart {
@@ -48,8 +50,14 @@ async fn complete_upload(app: &App, req: &Request) -> Result<Response<Body>, Api
             .await
         {
             Ok(()) => {}
-            // Completed by an earlier call: the object is there, carry on.
-            Err(StorageError::Refused { code }) if code == "NoSuchUpload" => {}
+            // S3 no longer knows the upload: either an earlier call completed it (the object is
+            // there: carry on), or it was aborted (by the bucket's lifecycle rule, or concurrently)
+            // and nothing will ever land: the session must say so instead of staying pending.
+            Err(StorageError::Refused { code }) if code == "NoSuchUpload" => {
+                if app.objects.head(&session.object_key).await?.is_none() {
+                    return upload_gone(app, &session).await;
+                }
+            }
             Err(StorageError::Refused { code }) => {
                 return Err(ApiError::InvalidParts(format!(
                     "S3 refused the part list ({code}): every part must be uploaded, with the ETag its PUT answered"
@@ -93,12 +101,58 @@ async fn answer_for_finished(
                 .rejection_reason
                 .unwrap_or_else(|| "rejected".into()),
         }),
+        UploadStatus::Aborted if is_expired(&session) => Err(ApiError::UploadExpired),
         UploadStatus::Aborted => Err(ApiError::UploadNotPending { status: "aborted" }),
         UploadStatus::Pending if why == "object has not landed" => Err(ApiError::UploadIncomplete),
         UploadStatus::Pending => Err(ApiError::internal(format!(
             "upload still pending after finalize: {why}"
         ))),
     }
+}
+
+/// The reason recorded on a session that ended because S3 lost its multipart upload.
+const EXPIRED: &str = "upload_expired";
+
+fn is_expired(session: &UploadSession) -> bool {
+    session.rejection_reason.as_deref() == Some(EXPIRED)
+}
+
+/// A lost race means the session or its file is being written right now: read again after a
+/// pause, a few times (as `abort-upload` does).
+const MAX_ATTEMPTS: u32 = 5;
+
+/// The multipart upload is gone from S3 and no object landed: end the session as `aborted` (reason
+/// `upload_expired`), taking a file that this upload created and that never had content with it,
+/// exactly as `DELETE /v1/uploads/{id}` does; then answer 410 `upload_expired`. If the session
+/// moved meanwhile (a concurrent abort or completion), answer what it says now.
+async fn upload_gone(app: &App, before: &UploadSession) -> Result<Response<Body>, ApiError> {
+    for attempt in 0..MAX_ATTEMPTS {
+        let session = app
+            .files
+            .get_upload(&before.tenant_id, &before.upload_id)
+            .await?
+            .ok_or(ApiError::NotFound("upload"))?;
+        if session.status != UploadStatus::Pending {
+            return answer_for_finished(app, &session, "session moved on").await;
+        }
+        let file = app
+            .files
+            .get_file(&session.tenant_id, &session.file_id)
+            .await?;
+        let ended = UploadSession {
+            status: UploadStatus::Aborted,
+            rejection_reason: Some(EXPIRED.to_string()),
+            ..session.clone()
+        };
+        match app.files.abort_upload(&ended, file.as_ref()).await {
+            Ok(()) => return Err(ApiError::UploadExpired),
+            Err(e) if e.is_condition_failed() || e.is_retryable() => back_off(attempt).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::unavailable(
+        "upload kept changing while being ended",
+    ))
 }
 
 /// S3 wants parts in ascending order, each once; every part of the plan must be there.

@@ -254,10 +254,10 @@ fn revision_target(
 ) -> Result<Target, ApiError> {
     principal.may_replace_content_of(&file.created_by)?;
     let precondition = match if_match {
-        None => RevisionPrecondition::Live,
-        Some(etag) if etag == file.etag() || etag == "*" => {
-            RevisionPrecondition::AtVersion(file.version)
-        }
+        // `*` means "the file exists" (RFC 9110 section 13.1.1), not "as I read it": a revision
+        // landing meanwhile does not make this upload lose.
+        None | Some("*") => RevisionPrecondition::Live,
+        Some(etag) if etag == file.etag() => RevisionPrecondition::AtVersion(file.version),
         Some(_) => return Err(ApiError::PreconditionFailed),
     };
     Ok(Target::NewRevision {
