@@ -177,6 +177,82 @@ pub struct CreateUploadResponse {
     pub expires_at: String,
 }
 
+/// Where an upload session is (`GET /v1/uploads/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadSessionStatus {
+    /// Waiting for its content: it can be resumed.
+    Pending,
+    /// The content landed and was processed.
+    Completed,
+    /// The content landed and was refused.
+    Rejected,
+    /// Given up with `DELETE /v1/uploads/{id}`.
+    Aborted,
+    /// Pending past the session's end: it cannot be finished any more.
+    Expired,
+}
+
+impl UploadSessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadSessionStatus::Pending => "pending",
+            UploadSessionStatus::Completed => "completed",
+            UploadSessionStatus::Rejected => "rejected",
+            UploadSessionStatus::Aborted => "aborted",
+            UploadSessionStatus::Expired => "expired",
+        }
+    }
+}
+
+/// A part S3 already holds (from ListParts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedPart {
+    pub part_number: u32,
+    pub size: u64,
+    /// As S3 answers it, quotes included: what `complete` expects back.
+    pub etag: String,
+}
+
+/// `GET /v1/uploads/{upload_id}`: the session, and what it still takes to finish it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadState {
+    pub upload_id: String,
+    pub file_id: String,
+    /// The file's name (for a new revision: the name of the file it adds to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub size: u64,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub status: UploadSessionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+    pub creates_file: bool,
+    pub method: UploadMethod,
+    pub created_at: String,
+    pub session_expires_at: String,
+    pub complete_url: String,
+    /// When the URLs of this answer stop working (pending uploads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_count: Option<u32>,
+    /// The parts S3 holds, in order (pending multipart uploads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_parts: Option<Vec<UploadedPart>>,
+    /// Fresh URLs for the parts still missing, or for those asked for with `part_numbers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<PartUrl>>,
+}
+
 /// `POST /v1/uploads/{upload_id}/complete`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

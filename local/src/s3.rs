@@ -105,6 +105,7 @@ pub struct S3Endpoint {
     shutdown_tx: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     deliveries: Arc<InFlight>,
+    puts: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for S3Endpoint {
@@ -152,10 +153,12 @@ impl S3Endpoint {
         let tcp = TcpListener::bind(config.addr).await?;
         let local_addr = tcp.local_addr()?;
         let deliveries = Arc::new(InFlight::default());
+        let puts = Arc::new(AtomicUsize::new(0));
         let front = Arc::new(Front {
             s3,
             listener,
             deliveries: deliveries.clone(),
+            puts: puts.clone(),
             runtime: tokio::runtime::Handle::current(),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -167,11 +170,18 @@ impl S3Endpoint {
             shutdown_tx,
             server: Some(server),
             deliveries,
+            puts,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// How many PUTs (objects and parts) succeeded so far: lets a test see that a resumed upload
+    /// does not send again what S3 already holds.
+    pub fn successful_puts(&self) -> usize {
+        self.puts.load(Ordering::SeqCst)
     }
 
     /// Base URL for SDK clients (use path-style addressing), e.g. `http://127.0.0.1:4566`.
@@ -331,6 +341,7 @@ struct Front {
     s3: S3Service,
     listener: Arc<dyn ObjectCreatedListener>,
     deliveries: Arc<InFlight>,
+    puts: Arc<AtomicUsize>,
     // Event delivery is started from a body's Drop, which may run outside a runtime context.
     runtime: tokio::runtime::Handle,
 }
@@ -369,8 +380,12 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
         req.extensions_mut().insert(meta.clone());
         let front = self.front.clone();
+        let is_put = req.method() == Method::PUT;
         Box::pin(async move {
             let resp = front.s3.call(req.map(s3s::Body::from)).await?;
+            if is_put && resp.status().is_success() {
+                front.puts.fetch_add(1, Ordering::SeqCst);
+            }
             let (mut parts, body) = resp.into_parts();
             let pending = parts.extensions.remove::<PendingEvent>();
             add_request_id_headers(&mut parts.headers, &meta);

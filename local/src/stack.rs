@@ -142,10 +142,12 @@ impl LocalStack {
         let _ = listener.app.set(app.clone());
 
         let authorizer = Arc::new(JwtAuthorizer::new(options.jwt.clone())?);
-        let gateway = Gateway::new(template.http_routes(), route_handlers(&app), authorizer)?
-            .with_static_document(openapi_document()?)
-            .serve(options.gateway_addr)
-            .await?;
+        let mut gateway = Gateway::new(template.http_routes(), route_handlers(&app), authorizer)?
+            .with_static_document(openapi_document()?);
+        if let Some(dev_token) = dev_token_document(&options.jwt, &options.config.tenant_claim) {
+            gateway = gateway.with_static_document(dev_token);
+        }
+        let gateway = gateway.serve(options.gateway_addr).await?;
 
         Ok(LocalStack {
             app,
@@ -203,6 +205,50 @@ fn openapi_document() -> Result<StaticDocument, BoxError> {
         path: "/openapi.yaml".to_string(),
         content_type: "application/yaml",
         body: body.into(),
+    })
+}
+
+/// The tenant, subject and lifetime of the development token.
+pub const DEV_TOKEN_TENANT: &str = "local";
+pub const DEV_TOKEN_SUBJECT: &str = "dev";
+const DEV_TOKEN_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
+/// `GET /local/dev-token`: `{"token", "tenant", "subject", "expires_at"}`, a token for tenant
+/// `local` with every scope, so that `files upload photo.jpg` works right after `scripts/run`.
+///
+/// Why the stack hands out a token rather than the CLI minting one: the signing secret stays in the
+/// stack (a CLI that knew it would carry it to every machine it is installed on), and a stack
+/// started with its own secret or with JWKS (an identity provider) just has no such document. It
+/// is safe to serve without authorization because only this local gateway has it (the deployed
+/// template has no such route, and the contract test checks the template's routes against the
+/// OpenAPI document), it listens on 127.0.0.1, and the token only opens this stack, whose secret is
+/// the development default. The CLI asks for it only when no token is configured and the API URL
+/// is a loopback address. Minted at start: restarting the stack renews it.
+fn dev_token_document(jwt: &JwtAuthorizerConfig, tenant_claim: &str) -> Option<StaticDocument> {
+    let secret = jwt.hs256_secret.as_deref()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut claims = serde_json::json!({
+        "iss": jwt.issuer,
+        "aud": jwt.audiences.first().cloned().unwrap_or_default(),
+        "sub": DEV_TOKEN_SUBJECT,
+        "scope": "files:read files:write files:admin",
+        "iat": now,
+        "exp": now + DEV_TOKEN_TTL_SECONDS,
+    });
+    claims[tenant_claim] = serde_json::json!(DEV_TOKEN_TENANT);
+    let body = serde_json::json!({
+        "token": crate::authorizer::mint_hs256(secret, &claims),
+        "tenant": DEV_TOKEN_TENANT,
+        "subject": DEV_TOKEN_SUBJECT,
+        "expires_at": now + DEV_TOKEN_TTL_SECONDS,
+    });
+    Some(StaticDocument {
+        path: "/local/dev-token".to_string(),
+        content_type: "application/json",
+        body: body.to_string().into(),
     })
 }
 
