@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod json_input;
+
 /// Where a file is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,13 +114,18 @@ pub struct RevisionList {
 pub struct CreateUploadRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(deserialize_with = "json_input::whole::u64")]
     pub size: u64,
     pub content_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json_input::unique_map"
+    )]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Hex SHA-256 of the content, verified before the upload becomes a revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,6 +271,7 @@ pub struct CompleteUploadRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompletedPart {
+    #[serde(deserialize_with = "json_input::whole::u32")]
     pub part_number: u32,
     /// The ETag S3 answered the part's PUT with (quotes optional).
     pub etag: String,

@@ -63,6 +63,18 @@ pub enum ApiError {
     /// The declared size is over the configured limit.
     #[error("file of {size} bytes is over the limit of {limit} bytes")]
     FileTooLarge { size: u64, limit: u64 },
+    /// The request body is sent as a media type the route does not read (the `Content-Type` header).
+    #[error("{}; send the body as {}", match got {
+        Some(got) => format!("a request body of type {got:?} is not accepted"),
+        None => "the request has a body but no Content-Type".to_string(),
+    }, accepted.join(" or "))]
+    UnsupportedMediaType {
+        got: Option<String>,
+        accepted: &'static [&'static str],
+    },
+    /// The request body is larger than any valid one can be.
+    #[error("the request body of {size} bytes is over the limit of {limit} bytes")]
+    BodyTooLarge { size: usize, limit: usize },
     /// The declared content type is not in `FILES_ALLOWED_CONTENT_TYPES`.
     #[error("content type {0} is not accepted")]
     UnsupportedContentType(String),
@@ -133,7 +145,10 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::FileNotReady { .. } => StatusCode::CONFLICT,
             ApiError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedContentType(_) | ApiError::UnsupportedMediaType { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NameConflict { .. }
             | ApiError::UploadNotPending { .. }
             | ApiError::UploadIncomplete => StatusCode::CONFLICT,
@@ -168,6 +183,8 @@ impl ApiError {
             ApiError::FileNotReady { .. } => "file_not_ready",
             ApiError::FileTooLarge { .. } => "file_too_large",
             ApiError::UnsupportedContentType(_) => "unsupported_content_type",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::NameConflict { .. } => "name_conflict",
             ApiError::UploadNotPending { .. } => "upload_not_pending",
             ApiError::UploadRejected { .. } => "upload_rejected",
@@ -201,6 +218,8 @@ impl ApiError {
             ApiError::FileNotReady { .. } => "File not ready",
             ApiError::FileTooLarge { .. } => "File too large",
             ApiError::UnsupportedContentType(_) => "Unsupported content type",
+            ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
+            ApiError::BodyTooLarge { .. } => "Request body too large",
             ApiError::NameConflict { .. } => "Name conflict",
             ApiError::UploadNotPending { .. } => "Upload not pending",
             ApiError::UploadRejected { .. } => "Upload rejected",
@@ -243,6 +262,13 @@ impl ApiError {
             }
             ApiError::FileTooLarge { limit, .. } => {
                 map.insert("limit".into(), (*limit).into());
+            }
+            ApiError::BodyTooLarge { limit, .. } => {
+                map.insert("limit".into(), (*limit).into());
+            }
+            // What to send instead (RFC 9110 section 15.5.16 suggests saying so).
+            ApiError::UnsupportedMediaType { accepted, .. } => {
+                map.insert("accepted".into(), accepted.to_vec().into());
             }
             // Which query parameter to fix.
             ApiError::InvalidParameter { name, .. } => {
@@ -289,6 +315,15 @@ impl ApiError {
             ApiError::ThumbnailPending | ApiError::UploadIncomplete | ApiError::Unavailable(_)
         ) {
             builder = builder.header(http::header::RETRY_AFTER, "1");
+        }
+        // RFC 5789 section 2.2: a 415 to a PATCH says which patch formats are accepted.
+        if let ApiError::UnsupportedMediaType { accepted, .. } = &self {
+            let name = if accepted.contains(&"application/merge-patch+json") {
+                "accept-patch"
+            } else {
+                "accept-post"
+            };
+            builder = builder.header(name, accepted.join(", "));
         }
         builder
             .body(Body::Text(body))

@@ -6,8 +6,58 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Parses a JSON request body. Syntax errors are 400 `malformed_json`; a body of the wrong shape
-/// (missing or unknown fields, wrong types, negative sizes) is 422 `invalid_body`.
+/// The largest request body a route reads. The largest valid declaration (every field at its
+/// limit, every character written as a `\\uXXXX` escape) is about 30 KB; anything larger cannot be
+/// valid, so it is refused before it is parsed (API Gateway itself lets up to 10 MB through).
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
+/// The media types a JSON body may be sent as: `application/json` everywhere, and for PATCH also
+/// `application/merge-patch+json` (RFC 7396), which is what the body is.
+pub fn accepted_body_types(method: &http::Method) -> &'static [&'static str] {
+    if method == http::Method::PATCH {
+        &["application/merge-patch+json", "application/json"]
+    } else {
+        &["application/json"]
+    }
+}
+
+/// Checks the request's `Content-Type` against `accepted`: the essence compared case-insensitively,
+/// parameters allowed, except a `charset` other than UTF-8 (JSON is UTF-8, RFC 8259 section 8.1).
+fn check_body_type(req: &Request, accepted: &'static [&'static str]) -> Result<(), ApiError> {
+    let refused = |got: Option<&str>| ApiError::UnsupportedMediaType {
+        got: got.map(|g| g.chars().take(100).collect()),
+        accepted,
+    };
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return Err(refused(None));
+    };
+    let Ok(value) = value.to_str() else {
+        return Err(refused(Some("(not visible ASCII)")));
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    if !accepted.iter().any(|a| a.eq_ignore_ascii_case(essence)) {
+        return Err(refused(Some(value)));
+    }
+    for param in parts {
+        let (name, param_value) = param.split_once('=').unwrap_or((param, ""));
+        if name.trim().eq_ignore_ascii_case("charset")
+            && !param_value
+                .trim()
+                .trim_matches('"')
+                .eq_ignore_ascii_case("utf-8")
+        {
+            return Err(refused(Some(value)));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a JSON request body: the one place where bodies are read. An empty body is 400
+/// `malformed_json`; a body of another media type 415 `unsupported_media_type`; one over
+/// [`MAX_JSON_BODY_BYTES`] 413 `body_too_large`; a syntax error (also invalid UTF-8, nesting deeper
+/// than 128) 400 `malformed_json`; a body of the wrong shape (missing, unknown or duplicate fields,
+/// wrong types, numbers out of range) 422 `invalid_body`.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = match req.body() {
         Body::Empty => &[],
@@ -17,6 +67,13 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MalformedJson("the request body is empty".into()));
+    }
+    check_body_type(req, accepted_body_types(req.method()))?;
+    if bytes.len() > MAX_JSON_BODY_BYTES {
+        return Err(ApiError::BodyTooLarge {
+            size: bytes.len(),
+            limit: MAX_JSON_BODY_BYTES,
+        });
     }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
@@ -130,21 +187,56 @@ pub fn if_none_match(req: &Request, etag: &str) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
 
-/// Honors `If-Match`: 412 unless it lists `etag` (or `*`). No header, no condition.
-pub fn check_if_match(req: &Request, etag: &str) -> Result<(), ApiError> {
-    let mut values = req
-        .headers()
-        .get_all(header::IF_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .peekable();
-    if values.peek().is_none() {
-        return Ok(());
+/// The entity tags of an `If-Match` value: `*`, or a comma-separated list of `"..."` / `W/"..."`
+/// (RFC 9110 sections 8.8.3 and 13.1.1), with visible ASCII inside the quotes. `None` for anything
+/// else: such a header is a client bug, answered 400 rather than "does not match" (412).
+pub fn entity_tags(value: &str) -> Option<Vec<&str>> {
+    const OWS: [char; 2] = [' ', '\t'];
+    let value = value.trim_matches(OWS);
+    if value == "*" {
+        return Some(vec!["*"]);
     }
-    // If-Match uses the strong comparison: a weak ETag never matches.
-    if values.any(|candidate| candidate == "*" || candidate == etag) {
+    let mut tags = Vec::new();
+    let mut rest = value;
+    loop {
+        let start = rest;
+        let opaque = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"')?;
+        let end = opaque.find('"')?;
+        if !opaque[..end]
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
+        {
+            return None;
+        }
+        let tag_len = start.len() - opaque.len() + end + 1;
+        tags.push(&start[..tag_len]);
+        rest = start[tag_len..].trim_start_matches(OWS);
+        if rest.is_empty() {
+            return Some(tags);
+        }
+        rest = rest.strip_prefix(',')?.trim_start_matches(OWS);
+    }
+}
+
+/// Honors `If-Match`: 412 unless it lists `etag` (or `*`), 400 `invalid_parameter` if it is not a
+/// list of entity tags. No header, no condition.
+pub fn check_if_match(req: &Request, etag: &str) -> Result<(), ApiError> {
+    let mut present = false;
+    let mut matched = false;
+    for value in req.headers().get_all(header::IF_MATCH) {
+        present = true;
+        let tags = value.to_str().ok().and_then(entity_tags).ok_or_else(|| {
+            ApiError::InvalidParameter {
+                name: "If-Match",
+                reason: "must be * or a list of entity tags such as \"<etag>\"".into(),
+            }
+        })?;
+        // If-Match uses the strong comparison: a weak ETag never matches.
+        matched |= tags
+            .iter()
+            .any(|candidate| *candidate == "*" || *candidate == etag);
+    }
+    if !present || matched {
         Ok(())
     } else {
         Err(ApiError::PreconditionFailed)
@@ -159,4 +251,31 @@ pub fn has_if_match(req: &Request) -> bool {
 /// Turns a handler's result into the response: errors become problem+json here, in one place.
 pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entity_tags;
+
+    #[test]
+    fn if_match_values_are_star_or_entity_tag_lists() {
+        assert_eq!(entity_tags("*"), Some(vec!["*"]));
+        assert_eq!(entity_tags("\"a-1\""), Some(vec!["\"a-1\""]));
+        assert_eq!(
+            entity_tags(" \"a\" ,W/\"b\",\t\"\" "),
+            Some(vec!["\"a\"", "W/\"b\"", "\"\""])
+        );
+        for bad in [
+            "",
+            "a-1",
+            "\"a",
+            "\"a\" \"b\"",
+            "\"a\",",
+            "w/\"a\"",
+            "\"a b\"",
+            "*, \"a\"",
+        ] {
+            assert_eq!(entity_tags(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -138,6 +138,41 @@ mod tests {
         assert!(parse_object_key(&format!("uploads/../{u}")).is_none());
     }
 
+    /// DynamoDB's key limits, in bytes of UTF-8: partition keys 2,048, sort keys 1,024.
+    const MAX_PARTITION_KEY_BYTES: usize = 2048;
+    const MAX_SORT_KEY_BYTES: usize = 1024;
+
+    #[test]
+    fn keys_of_the_longest_allowed_values_fit_dynamodb_limits() {
+        use crate::domain::validate::{MAX_NAME_CHARS, MAX_PARENT_CHARS, MAX_TAG_CHARS};
+        let tenant = "t".repeat(128);
+        assert!(crate::principal::is_valid_tenant_id(&tenant));
+        let file_id = new_id();
+        // Every allowed character is at most 4 bytes; NFC can triple a name, hence the name key.
+        let parent = "😀".repeat(MAX_PARENT_CHARS);
+        let tag = "😀".repeat(MAX_TAG_CHARS);
+        let name = "\u{1D160}".repeat(MAX_NAME_CHARS);
+        let name_key = crate::domain::names::name_key(&name);
+        for pk in [
+            parent_gsi_pk(&tenant, Some(&parent)),
+            name_claim_pk(&tenant, Some(&parent)),
+            tag_pk(&tenant, &tag),
+            file_pk(&tenant, &file_id),
+            upload_pk(&tenant, &file_id),
+        ] {
+            assert!(pk.len() <= MAX_PARTITION_KEY_BYTES, "{} bytes", pk.len());
+        }
+        for sk in [
+            name_claim_sk(&name_key),
+            name_sort_key(&name_key, &file_id),
+            time_sort_key(&crate::domain::time::now(), &file_id),
+        ] {
+            assert!(sk.len() <= MAX_SORT_KEY_BYTES, "{} bytes", sk.len());
+        }
+        // S3 object keys: at most 1,024 bytes.
+        assert!(thumbnail_key(&object_key(&tenant, &file_id), 1024).len() <= 1024);
+    }
+
     #[test]
     fn revision_sort_keys_sort_numerically() {
         assert!(revision_sk(9) < revision_sk(10));

@@ -8,7 +8,7 @@
 //! once, in order, even while files are added (a file added behind the cursor is simply not part of
 //! this walk). Offsets are never used.
 
-use crate::domain::names::name_key;
+use crate::domain::names::{name_key, normalized_name};
 use crate::domain::time::{Timestamp, format};
 use crate::domain::{FileRecord, FileStatus};
 use crate::error::ApiError;
@@ -159,7 +159,7 @@ impl ContentTypeFilter {
                 .into(),
         }
         };
-        if let Some(family) = value.trim().strip_suffix("/*") {
+        if let Some(family) = value.trim_matches([' ', '\t']).strip_suffix("/*") {
             let normalized = crate::domain::validate::content_type(&format!("{family}/x"))
                 .map_err(|_| invalid())?;
             let family = normalized.split('/').next().unwrap_or_default();
@@ -208,6 +208,11 @@ pub struct TimeRange {
 impl TimeRange {
     pub fn contains(&self, t: &Timestamp) -> bool {
         self.from.is_none_or(|from| *t >= from) && self.to.is_none_or(|to| *t < to)
+    }
+
+    /// True when no time is in the range (`to` at or before `from`).
+    pub fn is_empty(&self) -> bool {
+        matches!((self.from, self.to), (Some(from), Some(to)) if from >= to)
     }
 
     pub fn is_bounded(&self) -> bool {
@@ -301,9 +306,17 @@ fn timestamp(name: &'static str, value: &str) -> Result<Timestamp, ApiError> {
             1_000_000 - sub_milli,
         )))
     };
-    rounded
-        .filter(|t| (1..=9999).contains(&t.year()))
-        .ok_or_else(|| invalid(name, "must be between years 1 and 9999 (UTC)"))
+    // RFC 3339 allows years 0000 to 9999, stored timestamps are within 0001 to 9999 (fixed-width
+    // keys): a bound outside is the same as the nearest bound inside, so it is clamped, not refused.
+    let first = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(-62_135_596_800_000);
+    let last = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(253_402_300_799_999);
+    match (rounded, first, last) {
+        (Some(t), Some(first), _) if t.year() < 1 => Ok(first),
+        (Some(t), _, Some(last)) if t.year() > 9999 => Ok(last),
+        (None, _, Some(last)) => Ok(last),
+        (Some(t), _, _) => Ok(t),
+        _ => Err(invalid(name, "must be between years 1 and 9999 (UTC)")),
+    }
 }
 
 fn range(
@@ -316,14 +329,8 @@ fn range(
         from: from.map(|v| timestamp(from_name, v)).transpose()?,
         to: to.map(|v| timestamp(to_name, v)).transpose()?,
     };
-    if let (Some(from), Some(to)) = (range.from, range.to)
-        && from >= to
-    {
-        return Err(invalid(
-            to_name,
-            format!("must be later than {from_name} (from is inclusive, to exclusive)"),
-        ));
-    }
+    // A `to` at or before `from` is an empty range: it matches nothing (see `matches_nothing`).
+    let _ = (from_name, to_name);
     Ok(range)
 }
 
@@ -356,7 +363,7 @@ impl ListQuery {
                 .map(|v| text("parent", v, crate::domain::validate::MAX_PARENT_CHARS))
                 .transpose()?,
             name_contains: get("q")
-                .map(|v| text("q", v, MAX_Q_CHARS).map(|q| name_key(&q)))
+                .map(|v| text("q", v, MAX_Q_CHARS).map(|q| normalized_name(&q)))
                 .transpose()?,
             tag: get("tag")
                 .map(|v| {
@@ -456,6 +463,12 @@ impl ListQuery {
         Ok(query)
     }
 
+    /// True when no file can match: a time range whose `to` is at or before its `from`. Answered
+    /// without reading anything (an empty page, a count of 0).
+    pub fn matches_nothing(&self) -> bool {
+        self.created.is_empty() || self.updated.is_empty()
+    }
+
     /// True when `file` passes every filter of the query (the ones an index key already applied
     /// included: cheap, and it keeps in-memory plans and stale tag entries right).
     pub fn matches(&self, file: &FileRecord) -> bool {
@@ -474,7 +487,7 @@ impl ListQuery {
             && self
                 .name_contains
                 .as_ref()
-                .is_none_or(|q| name_key(&file.name).contains(q.as_str()))
+                .is_none_or(|q| normalized_name(&file.name).contains(q.as_str()))
             && self
                 .content_type
                 .as_ref()
@@ -1030,13 +1043,6 @@ mod tests {
             (&[("tag", " legal")], "tag"),
             (&[("parent", "")], "parent"),
             (&[("limit", "5"), ("limit", "6")], "limit"),
-            (
-                &[
-                    ("created_from", "2026-01-02T00:00:00Z"),
-                    ("created_to", "2026-01-01T00:00:00Z"),
-                ],
-                "created_to",
-            ),
             (&[("count_only", "true"), ("cursor", "abc")], "cursor"),
         ];
         for (pairs, name) in cases {
@@ -1045,6 +1051,26 @@ mod tests {
             assert_eq!(err.status(), 400);
             assert!(err.to_string().contains(name), "{pairs:?}: {err}");
         }
+        // A reversed or empty range is no error: it matches nothing; years 0000 and beyond 9999
+        // (by rounding) are the nearest storable bounds.
+        let reversed = parse(&[
+            ("created_from", "2026-01-02T00:00:00Z"),
+            ("updated_to", "2026-01-01T00:00:00Z"),
+            ("updated_from", "2026-01-01T00:00:00Z"),
+        ])
+        .unwrap();
+        assert!(reversed.matches_nothing());
+        assert!(
+            !parse(&[("created_from", "2026-01-02T00:00:00Z")])
+                .unwrap()
+                .matches_nothing()
+        );
+        let edges = parse(&[
+            ("created_from", "0000-01-01T00:00:00Z"),
+            ("created_to", "9999-12-31T23:59:59.9999Z"),
+        ])
+        .unwrap();
+        assert!(!edges.matches_nothing());
         let unknown = parse(&[("colour", "red")]).unwrap_err();
         assert_eq!(unknown.code(), "invalid_parameter");
         assert!(unknown.to_string().contains("colour"));

@@ -50,6 +50,9 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
         return Err(ApiError::UnsupportedContentType(content_type));
     }
     let sha256 = validate::sha256_hex(body.sha256.as_deref())?;
+    if let Some(if_match) = &body.if_match {
+        validate::if_match(if_match)?;
+    }
     let now = time::now();
     let upload_id = ids::new_id();
     let expires_at = time::plus(now, app.config.upload_url_ttl);

@@ -30,6 +30,12 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let params = req.query_string_parameters_ref();
     let query = ListQuery::parse(params.into_iter().flat_map(|p| p.iter()))?;
 
+    if query.count_only && query.matches_nothing() {
+        return no_store(json_response(
+            http::StatusCode::OK,
+            &FileCount { count: 0 },
+        )?);
+    }
     if query.count_only {
         let (candidates, stats) = app
             .files
@@ -55,6 +61,13 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         .map(|cursor| decode_cursor(secret.expose(), tenant, &fingerprint, cursor))
         .transpose()?;
 
+    if query.matches_nothing() {
+        let empty = FileList {
+            items: Vec::new(),
+            next_cursor: None,
+        };
+        return no_store(json_response(http::StatusCode::OK, &empty)?);
+    }
     let plan = query.plan(tenant);
     let (page, stats) = match &plan {
         Plan::Stream(scan) => app.files.list_page(&query, scan, after.as_ref()).await?,

@@ -17,6 +17,15 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// [`present`] for the metadata object, whose keys must be unique (see [`api_types::json_input`]).
+fn present_unique<'de, D, V>(d: D) -> Result<Option<Option<BTreeMap<String, V>>>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    Option::<api_types::json_input::UniqueMap<V>>::deserialize(d).map(|m| Some(m.map(|m| m.0)))
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilePatch {
@@ -26,7 +35,7 @@ pub struct FilePatch {
     pub parent: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub tags: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_unique")]
     pub metadata: Option<Option<BTreeMap<String, Option<String>>>>,
 }
 
@@ -66,6 +75,7 @@ pub fn apply_patch(file: &FileRecord, patch: &FilePatch) -> Result<FileRecord, A
         None => {}
         Some(None) => next.metadata = BTreeMap::new(),
         Some(Some(changes)) => {
+            validate::metadata_patch(changes)?;
             let mut merged = file.metadata.clone();
             for (key, value) in changes {
                 match value {

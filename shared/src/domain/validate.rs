@@ -4,13 +4,24 @@
 use crate::error::ApiError;
 use std::collections::BTreeMap;
 
+// Limits are in characters (Unicode code points, as JSON Schema's maxLength counts), chosen so
+// that the bytes they can take fit where the platform counts bytes (4 bytes per character at most in
+// UTF-8); `keys.rs` has the test that the longest allowed values make keys DynamoDB takes.
+
+/// At most 1,020 bytes; its key in sort keys is bounded separately (`names::MAX_NAME_KEY_BYTES`).
 pub const MAX_NAME_CHARS: usize = 255;
+/// At most 1,024 bytes, inside partition keys `T#<tenant>#P#<parent>` of at most 2,048 bytes.
 pub const MAX_PARENT_CHARS: usize = 256;
 pub const MAX_TAGS: usize = 20;
+/// At most 256 bytes, inside the tag entries' partition key `T#<tenant>#TAG#<tag>`.
 pub const MAX_TAG_CHARS: usize = 64;
-pub const MAX_METADATA_KEYS: usize = 32;
+/// Metadata is bounded like S3's user metadata: at most 2,048 bytes of keys and values together
+/// (UTF-8). The per-entry limits make that total: 8 × (64 + 48 × 4) = 2,048 bytes, so every
+/// metadata within them fits, and the limits are ones a JSON Schema can state exactly.
+pub const MAX_METADATA_KEYS: usize = 8;
 pub const MAX_METADATA_KEY_CHARS: usize = 64;
-pub const MAX_METADATA_VALUE_CHARS: usize = 1024;
+pub const MAX_METADATA_VALUE_CHARS: usize = 48;
+pub const MAX_METADATA_BYTES: usize = 2048;
 pub const MAX_CONTENT_TYPE_LEN: usize = 255;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ApiError {
@@ -86,9 +97,14 @@ fn is_token(s: &str) -> bool {
         })
 }
 
-/// A media type `type/subtype` with optional `; name=value` parameters. The type and subtype are
-/// lower-cased (they are case-insensitive), parameters are kept as sent. The result is signed into
-/// the upload URL, so the client must send exactly this value.
+/// Optional white space of HTTP (RFC 9110 section 5.6.3): space and tab, nothing else.
+const OWS: [char; 2] = [' ', '\t'];
+
+/// A media type `type/subtype` with optional `; name=value` parameters, a value a token or a
+/// quoted string of visible ASCII and spaces (no `"`, `;` or escapes): exactly what the OpenAPI
+/// pattern of `content_type` says. The type and subtype are lower-cased (they are
+/// case-insensitive), parameters are kept as sent. The result is signed into the upload URL (an S3
+/// header, so ASCII only), so the client must send exactly this value.
 pub fn content_type(value: &str) -> Result<String, ApiError> {
     if value.len() > MAX_CONTENT_TYPE_LEN {
         return Err(invalid(
@@ -97,7 +113,7 @@ pub fn content_type(value: &str) -> Result<String, ApiError> {
         ));
     }
     let mut parts = value.split(';');
-    let essence = parts.next().unwrap_or_default().trim();
+    let essence = parts.next().unwrap_or_default().trim_matches(OWS);
     let Some((kind, subtype)) = essence.split_once('/') else {
         return Err(invalid("content_type", "must look like type/subtype"));
     };
@@ -110,15 +126,20 @@ pub fn content_type(value: &str) -> Result<String, ApiError> {
         subtype.to_ascii_lowercase()
     );
     for param in parts {
-        let param = param.trim();
+        let param = param.trim_matches(OWS);
         let Some((name, value)) = param.split_once('=') else {
             return Err(invalid(
                 "content_type",
                 "parameters must look like name=value",
             ));
         };
-        let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
-        if !is_token(name) || !(is_token(value) || quoted) || has_control_chars(value) {
+        let quoted = value.len() >= 2
+            && value.starts_with('"')
+            && value.ends_with('"')
+            && value[1..value.len() - 1]
+                .bytes()
+                .all(|b| (0x20..=0x7e).contains(&b) && b != b'"');
+        if !is_token(name) || !(is_token(value) || quoted) {
             return Err(invalid(
                 "content_type",
                 "parameters must look like name=value",
@@ -190,8 +211,10 @@ pub fn tags(tags: Option<&[String]>) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-/// Custom metadata: at most 32 keys of letters, digits, `-`, `_` and `.` (1 to 64 characters) with
-/// string values of at most 1024 characters. Bounded because it lives in one DynamoDB item (400 KB).
+/// Custom metadata: at most 8 keys of letters, digits, `-`, `_` and `.` (1 to 64 characters) with
+/// string values of at most 48 characters without control characters: at most 2,048 bytes in all,
+/// as S3 allows for user metadata. Bounded because every listing page and every in-memory sort
+/// carries it (a page of 100 files holds at most 200 KB of it).
 pub fn metadata(
     metadata: Option<&BTreeMap<String, String>>,
 ) -> Result<BTreeMap<String, String>, ApiError> {
@@ -228,6 +251,44 @@ pub fn metadata(
         }
     }
     Ok(metadata.clone())
+}
+
+/// A metadata merge patch: at most as many members as metadata may hold (a patch cannot need
+/// more: there are never more keys to remove), each key valid, each value valid or null. The
+/// merged result is checked with [`metadata`] after.
+pub fn metadata_patch(patch: &BTreeMap<String, Option<String>>) -> Result<(), ApiError> {
+    if patch.len() > MAX_METADATA_KEYS {
+        return Err(invalid(
+            "metadata",
+            format!("a patch names at most {MAX_METADATA_KEYS} keys"),
+        ));
+    }
+    let as_values: BTreeMap<String, String> = patch
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+        .collect();
+    metadata(Some(&as_values)).map(|_| ())
+}
+
+/// `if_match` of an upload: `*` or one entity tag, `"..."` or `W/"..."` with visible ASCII inside
+/// the quotes (RFC 9110 section 8.8.3), as an `ETag` header carries it. Anything else cannot be an
+/// ETag this service issued: 422, not a 412 that would suggest the file changed.
+pub fn if_match(value: &str) -> Result<(), ApiError> {
+    let opaque = value
+        .strip_prefix("W/")
+        .unwrap_or(value)
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'));
+    let ok = value == "*"
+        || opaque.is_some_and(|o| o.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "if_match",
+            "must be * or an entity tag as the ETag header gives it, quotes included",
+        ))
+    }
 }
 
 /// A SHA-256 digest as 64 hex digits; stored lower-case.
@@ -339,6 +400,23 @@ mod tests {
         let too_many: BTreeMap<String, String> =
             (0..33).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(metadata(Some(&too_many)).is_err());
+    }
+
+    #[test]
+    fn the_largest_metadata_allowed_is_2_kb_like_s3s() {
+        // 8 keys of 64 bytes and values of 48 four-byte characters: exactly the budget.
+        let largest: BTreeMap<String, String> = (0..MAX_METADATA_KEYS)
+            .map(|i| (format!("{i}{}", "k".repeat(63)), "😀".repeat(48)))
+            .collect();
+        let bytes: usize = largest.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert_eq!(bytes, MAX_METADATA_BYTES);
+        assert_eq!(metadata(Some(&largest)).unwrap(), largest);
+        let mut longer = largest.clone();
+        longer.insert(format!("0{}", "k".repeat(63)), "😀".repeat(49));
+        assert!(metadata(Some(&longer)).is_err());
+        let mut more = largest;
+        more.insert("extra".into(), String::new());
+        assert!(metadata(Some(&more)).is_err());
     }
 
     #[test]
