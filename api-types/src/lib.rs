@@ -181,7 +181,78 @@ pub struct CreateUploadResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<Vec<PartUrl>>,
     pub complete_url: String,
+    /// When the presigned URLs stop working (`GET /v1/uploads/{id}` signs fresh ones).
     pub expires_at: String,
+    /// When the session ends: until then the upload can be resumed with `GET /v1/uploads/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expires_at: Option<String>,
+}
+
+/// Where an upload session stands (`GET /v1/uploads/{upload_id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadStatus {
+    /// Waiting for the content (or for its processing): it can be sent or resumed.
+    Pending,
+    /// The content became a revision of the file.
+    Completed,
+    /// The content did not match the declaration and was deleted.
+    Rejected,
+    /// Given up with `DELETE /v1/uploads/{id}`.
+    Aborted,
+    /// Still pending when the session ended: it can no longer be finished.
+    Expired,
+}
+
+/// A part S3 already holds for a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedPart {
+    pub part_number: u32,
+    pub size: u64,
+    /// As S3 answered it (quotes included): what `complete` expects back.
+    pub etag: String,
+}
+
+/// The answer to `GET /v1/uploads/{upload_id}`: the session, and while it is pending fresh URLs to
+/// finish it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadState {
+    pub upload_id: String,
+    pub file_id: String,
+    /// The file's name (for a new revision: the name of the file it adds to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The declared size.
+    pub size: u64,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub status: UploadStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+    pub creates_file: bool,
+    pub method: UploadMethod,
+    pub created_at: String,
+    pub session_expires_at: String,
+    pub complete_url: String,
+    /// When the URLs of this answer stop working (pending uploads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// A fresh URL for the single PUT, and the headers to send with it exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_count: Option<u32>,
+    /// The parts S3 holds, in order (pending multipart uploads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_parts: Option<Vec<UploadedPart>>,
+    /// Fresh URLs for the parts still missing, or for those asked for with `part_numbers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<PartUrl>>,
 }
 
 /// Where an upload session is (`GET /v1/uploads/{id}`).

@@ -971,7 +971,38 @@ impl S3 for EventingStore {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        self.fs.list_parts(req).await
+        let upload_id = req.input.upload_id.clone();
+        let marker: i32 = req.input.part_number_marker.unwrap_or(0);
+        let max_parts = req.input.max_parts.filter(|m| *m > 0).unwrap_or(1000) as usize;
+        let mut resp = self.fs.list_parts(req).await?;
+        // s3s-fs lists parts unordered, unpaginated and without ETags; S3 answers them in order,
+        // 1,000 per page at most, each with its ETag (the MD5 of the part, as check_part_etags reads it).
+        let mut parts = resp.output.parts.take().unwrap_or_default();
+        parts.retain(|p| p.part_number.is_some_and(|n| n > marker));
+        parts.sort_by_key(|p| p.part_number);
+        let truncated = parts.len() > max_parts;
+        parts.truncate(max_parts);
+        for part in &mut parts {
+            let number = part.part_number.unwrap_or_default();
+            let path = self
+                .root
+                .join(format!(".upload_id-{upload_id}.part-{number}"));
+            if let Ok(bytes) = tokio::fs::read(&path).await {
+                use s3s::crypto::{Checksum, Md5};
+                let mut md5 = Md5::new();
+                md5.update(&bytes);
+                let hex: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                part.e_tag = Some(s3s::dto::ETag::Strong(hex));
+            }
+        }
+        resp.output.is_truncated = Some(truncated);
+        resp.output.next_part_number_marker = match (truncated, parts.last()) {
+            (true, Some(last)) => last.part_number,
+            _ => None,
+        };
+        resp.output.max_parts = Some(max_parts as i32);
+        resp.output.parts = Some(parts);
+        Ok(resp)
     }
 
     async fn complete_multipart_upload(

@@ -33,7 +33,7 @@ const MAX_CREATED_BY_CHARS: usize = 256;
 const MAX_ECHOED_NAME_CHARS: usize = 64;
 
 /// Every parameter `GET /v1/files` knows.
-pub const PARAMETERS: [&str; 15] = [
+pub const PARAMETERS: [&str; 16] = [
     "parent",
     "q",
     "tag",
@@ -49,6 +49,7 @@ pub const PARAMETERS: [&str; 15] = [
     "limit",
     "cursor",
     "count_only",
+    "include",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +247,10 @@ pub struct ListQuery {
     pub limit: usize,
     pub cursor: Option<String>,
     pub count_only: bool,
+    /// `include=thumbnails`: each item carries its presigned thumbnail links (a gallery's page in one
+    /// request). Not part of the fingerprint: like `limit`, it changes what each item shows, not which
+    /// items come, so a cursor stays valid with or without it.
+    pub include_thumbnails: bool,
 }
 
 impl Default for ListQuery {
@@ -264,6 +269,7 @@ impl Default for ListQuery {
             limit: DEFAULT_LIMIT,
             cursor: None,
             count_only: false,
+            include_thumbnails: false,
         }
     }
 }
@@ -447,6 +453,20 @@ impl ListQuery {
                 "false" => false,
                 _ => return Err(invalid("count_only", "must be true or false")),
             };
+        }
+        if let Some(include) = get("include") {
+            // A comma-separated list (JSON:API's `include`), so more parts can be opted into later.
+            for part in include.split(',').map(str::trim) {
+                match part {
+                    "thumbnails" => query.include_thumbnails = true,
+                    _ => {
+                        return Err(invalid(
+                            "include",
+                            "must be a comma-separated list of: thumbnails",
+                        ));
+                    }
+                }
+            }
         }
         if let Some(cursor) = get("cursor") {
             if query.count_only {
@@ -1316,6 +1336,18 @@ mod tests {
         }
         for junk in ["", "%%%", "AAAA", &cursor[..cursor.len() - 1]] {
             assert_eq!(err(junk, "acme", &fp), "invalid_cursor");
+        }
+    }
+
+    #[test]
+    fn include_takes_thumbnails_only_and_leaves_the_fingerprint_alone() {
+        let with = parse(&[("include", "thumbnails")]).unwrap();
+        assert!(with.include_thumbnails);
+        assert!(!parse(&[]).unwrap().include_thumbnails);
+        assert_eq!(with.fingerprint(), parse(&[]).unwrap().fingerprint());
+        for bad in ["", "thumbnail", "thumbnails,owner"] {
+            let err = parse(&[("include", bad)]).unwrap_err();
+            assert_eq!(err.code(), "invalid_parameter", "{bad:?}");
         }
     }
 

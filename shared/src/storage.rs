@@ -469,3 +469,55 @@ fn signed_headers<'a>(
         .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
         .collect()
 }
+
+/// A part S3 already holds for a multipart upload (from ListParts).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UploadedPart {
+    pub part_number: u32,
+    pub size: u64,
+    /// As S3 answers it, quotes included: what `complete` expects back.
+    pub etag: String,
+}
+
+/// Resuming multipart uploads (`GET /v1/uploads/{id}`): what S3 holds, and fresh part URLs.
+impl ObjectStorage {
+    /// Every part S3 holds for the upload, in part-number order. ListParts answers at most 1,000
+    /// parts per page, and an upload may have 10,000: follow the markers to the end.
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        s3_upload_id: &str,
+    ) -> Result<Vec<UploadedPart>, StorageError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(s3_upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for part in page.parts() {
+                let (Some(number), Some(etag)) = (part.part_number, part.e_tag.as_deref()) else {
+                    continue;
+                };
+                parts.push(UploadedPart {
+                    part_number: u32::try_from(number).unwrap_or_default(),
+                    size: part.size.unwrap_or_default().max(0) as u64,
+                    etag: etag.to_string(),
+                });
+            }
+            match (page.is_truncated, page.next_part_number_marker) {
+                (Some(true), Some(next)) if !next.is_empty() => marker = Some(next),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        parts.dedup_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+}

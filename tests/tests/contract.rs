@@ -293,3 +293,37 @@ fn env_local_json_only_sets_variables_the_template_declares() {
         );
     }
 }
+
+/// An upload session lasts as long as the bucket keeps its incomplete multipart upload: longer, and
+/// `GET /v1/uploads/{id}` would sign URLs for parts S3 already dropped; shorter, and a resumable
+/// upload would be given up while S3 still holds (and bills) its parts.
+#[test]
+fn upload_sessions_last_as_long_as_the_bucket_keeps_incomplete_multipart_uploads() {
+    let bucket = template()
+        .resource("FilesBucket")
+        .cloned()
+        .expect("FilesBucket");
+    let rules = bucket
+        .get("Properties")
+        .and_then(|p| p.get("LifecycleConfiguration"))
+        .and_then(|l| l.get("Rules"))
+        .and_then(|r| r.as_sequence())
+        .expect("FilesBucket has lifecycle rules");
+    let days: Vec<u64> = rules
+        .iter()
+        .filter_map(|rule| rule.get("AbortIncompleteMultipartUpload"))
+        .filter_map(|abort| abort.get("DaysAfterInitiation"))
+        .filter_map(|days| days.as_u64())
+        .collect();
+    assert_eq!(
+        days,
+        vec![shared::domain::upload::UPLOAD_SESSION_LIFETIME_DAYS],
+        "the bucket's abort-incomplete-multipart-uploads rule (left) and UPLOAD_SESSION_LIFETIME_DAYS (right) differ"
+    );
+    let default_ttl = local_config("t", "b").upload_url_ttl;
+    assert_eq!(
+        shared::domain::upload::session_lifetime(default_ttl).as_secs(),
+        days[0] * 24 * 3600,
+        "with the default URL lifetime, a session lasts exactly the rule's days"
+    );
+}

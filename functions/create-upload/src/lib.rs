@@ -55,7 +55,13 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
     }
     let now = time::now();
     let upload_id = ids::new_id();
+    // The URLs are short-lived; the session lasts as long as S3 keeps the multipart upload, so that
+    // `GET /v1/uploads/{id}` can sign fresh URLs after these expired.
     let expires_at = time::plus(now, app.config.upload_url_ttl);
+    let session_expires_at = time::plus(
+        now,
+        shared::domain::upload::session_lifetime(app.config.upload_url_ttl),
+    );
 
     let target = match &body.file_id {
         Some(file_id) => {
@@ -68,7 +74,7 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
             size,
             &sha256,
             now,
-            expires_at,
+            session_expires_at,
         )?)),
     };
     let file_id = match &target {
@@ -115,7 +121,7 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
         rejection_reason: None,
         created_by: principal.subject.clone(),
         created_at: now,
-        expires_at,
+        expires_at: session_expires_at,
     };
     let stored = store_session(app, &principal, &body, &mut session, target).await;
     if let (Err(_), UploadKind::Multipart { s3_upload_id, .. }) = (&stored, &kind) {
@@ -153,6 +159,7 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
                 parts: None,
                 complete_url: format!("/v1/uploads/{upload_id}/complete"),
                 expires_at: time::format(&expires_at),
+                session_expires_at: Some(time::format(&session_expires_at)),
             }
         }
         (UploadKind::Multipart { s3_upload_id, .. }, Some(plan)) => CreateUploadResponse {
@@ -166,6 +173,7 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
             parts: Some(part_urls(app, &object_key, s3_upload_id, size, plan).await?),
             complete_url: format!("/v1/uploads/{upload_id}/complete"),
             expires_at: time::format(&expires_at),
+            session_expires_at: Some(time::format(&session_expires_at)),
         },
         (UploadKind::Multipart { .. }, None) => {
             unreachable!("a multipart upload always has a plan")

@@ -3,6 +3,21 @@
 
 use super::time::{Timestamp, rfc3339_millis};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How many days an upload session lives: exactly as long as the bucket keeps an incomplete
+/// multipart upload (the template's `abort-incomplete-multipart-uploads` lifecycle rule,
+/// `DaysAfterInitiation`; the contract test keeps the two equal). A session that outlived its S3
+/// upload could only sign URLs for parts S3 has already dropped.
+pub const UPLOAD_SESSION_LIFETIME_DAYS: u64 = 1;
+
+/// How long a session lasts, whatever the URLs' lifetime: its URLs live only
+/// `FILES_UPLOAD_URL_TTL_SECONDS` each, and `GET /v1/uploads/{id}` signs fresh ones for the rest of
+/// the session. A URL lifetime above a day (allowed up to SigV4's 7 days) lengthens the session
+/// to match, so that no URL outlives its session.
+pub fn session_lifetime(url_ttl: Duration) -> Duration {
+    Duration::from_secs(UPLOAD_SESSION_LIFETIME_DAYS * 24 * 3600).max(url_ttl)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,7 +80,8 @@ pub struct UploadSession {
     pub created_by: String,
     #[serde(with = "rfc3339_millis")]
     pub created_at: Timestamp,
-    /// When the presigned URL stops working.
+    /// When the session ends ([`session_lifetime`] after it started); each presigned URL expires
+    /// sooner, `FILES_UPLOAD_URL_TTL_SECONDS` after it was signed.
     #[serde(with = "rfc3339_millis")]
     pub expires_at: Timestamp,
 }
