@@ -5,6 +5,11 @@
 //! in-process. Handlers therefore run unchanged, and what they see (path parameters, query, claims,
 //! body encoding) matches AWS.
 //!
+//! CORS is answered as the template's `CorsConfiguration` says ([`crate::cors`]): preflights before
+//! routing and authorization, the configured headers on every other answer to an allowed origin.
+//! Besides the API, and only locally: static documents (`/openapi.yaml`, `/local/dev-token`) and
+//! static files (the browser page at `/`) where no route matches.
+//!
 //! Gateway-generated answers use API Gateway's bodies: 404 `{"message":"Not Found"}` when no route
 //! matches (wrong method included), 401 `{"message":"Unauthorized"}`, 413 for bodies over 10 MB,
 //! 503 `{"message":"Service Unavailable"}` after the 30 s integration timeout, and 500
@@ -37,6 +42,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::authorizer::{AuthorizedJwt, JwtAuthorizer};
+use crate::cors::CorsConfig;
 use crate::template::HttpRoute;
 
 /// What a handler returns: the same future type as `lambda_http::IntoResponse`.
@@ -111,6 +117,19 @@ struct GatewayState {
     authorizer: Arc<JwtAuthorizer>,
     integration_timeout: Duration,
     documents: Vec<StaticDocument>,
+    /// The HTTP API's CORS configuration: preflights are answered before routing and authorization.
+    cors: Option<CorsConfig>,
+    /// Files served to `GET` where no route matches (the browser page), by URL prefix.
+    static_dirs: Vec<StaticDir>,
+}
+
+/// A folder the local gateway serves as static files under `url_prefix` (only where no API route
+/// matches). `/` and folder paths serve `index.html`. Only the local gateway does this.
+#[derive(Debug, Clone)]
+pub struct StaticDir {
+    /// e.g. `/`; must start and end with `/`.
+    pub url_prefix: String,
+    pub dir: std::path::PathBuf,
 }
 
 /// A document the gateway serves itself to `GET`, without authorization, e.g. the
@@ -162,6 +181,8 @@ impl Gateway {
                 authorizer,
                 integration_timeout: DEFAULT_INTEGRATION_TIMEOUT,
                 documents: Vec::new(),
+                cors: None,
+                static_dirs: Vec::new(),
             },
         })
     }
@@ -175,6 +196,18 @@ impl Gateway {
     /// Also serves `document` (unauthenticated) at its path.
     pub fn with_static_document(mut self, document: StaticDocument) -> Gateway {
         self.state.documents.push(document);
+        self
+    }
+
+    /// Answers CORS as the HTTP API with this `CorsConfiguration` does (see [`crate::cors`]).
+    pub fn with_cors(mut self, cors: Option<CorsConfig>) -> Gateway {
+        self.state.cors = cors;
+        self
+    }
+
+    /// Serves the files of `dir` under `url_prefix` where no route matches.
+    pub fn with_static_dir(mut self, dir: StaticDir) -> Gateway {
+        self.state.static_dirs.push(dir);
         self
     }
 
@@ -318,13 +351,32 @@ impl GatewayState {
         let method = request.method().clone();
         let raw_path = request.uri().path().to_owned();
 
-        let Dispatched {
-            response,
-            route_key,
-            auth_failure,
-        } = self
-            .dispatch(request, remote_addr, local_port, &request_id)
-            .await;
+        let (
+            Dispatched {
+                mut response,
+                route_key,
+                auth_failure,
+            },
+            request_headers,
+        ) = match &self.cors {
+            // API Gateway answers preflights itself, whatever the path, before the authorizer.
+            Some(cors) if CorsConfig::is_preflight(&method, request.headers()) => {
+                let mut response = lambda_http::Response::new(Body::Empty);
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                *response.headers_mut() = cors.preflight_headers(request.headers());
+                (Dispatched::answer(response, Some("CORS preflight")), None)
+            }
+            _ => {
+                let headers = self.cors.as_ref().map(|_| request.headers().clone());
+                let dispatched = self
+                    .dispatch(request, remote_addr, local_port, &request_id)
+                    .await;
+                (dispatched, headers)
+            }
+        };
+        if let (Some(cors), Some(request_headers)) = (&self.cors, &request_headers) {
+            cors.apply_to_response(request_headers, response.headers_mut());
+        }
 
         let status = response.status();
         let elapsed_ms = started.elapsed().as_millis();
@@ -354,6 +406,12 @@ impl GatewayState {
         let Some((bound, path_parameters)) =
             self.find_route(request.method(), request.uri().path())
         else {
+            if let Some(file) = self
+                .static_file(request.method(), request.uri().path())
+                .await
+            {
+                return Dispatched::answer(file, None);
+            }
             return Dispatched::answer(
                 gateway_message_response(StatusCode::NOT_FOUND, "Not Found"),
                 None,
@@ -454,6 +512,53 @@ impl GatewayState {
         Some(response)
     }
 
+    /// A file of a static folder, for `GET`/`HEAD` of a path under its prefix.
+    async fn static_file(
+        &self,
+        method: &Method,
+        path: &str,
+    ) -> Option<lambda_http::Response<Body>> {
+        if method != Method::GET && method != Method::HEAD {
+            return None;
+        }
+        let decoded = percent_decode_str(path).decode_utf8().ok()?;
+        for dir in &self.static_dirs {
+            let Some(rest) = decoded.strip_prefix(dir.url_prefix.as_str()) else {
+                continue;
+            };
+            // Only plain names: no `..`, no hidden files, no absolute paths.
+            if rest
+                .split('/')
+                .any(|segment| segment.starts_with('.') || segment.contains('\\'))
+            {
+                return None;
+            }
+            let mut file = dir.dir.join(rest);
+            if rest.is_empty() || rest.ends_with('/') {
+                file = file.join("index.html");
+            }
+            let Ok(bytes) = tokio::fs::read(&file).await else {
+                continue;
+            };
+            let mut response = lambda_http::Response::new(if method == Method::HEAD {
+                Body::Empty
+            } else {
+                Body::Binary(bytes)
+            });
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(static_content_type(&file)),
+            );
+            // The page and its scripts change while developing: always revalidate.
+            response.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            return Some(response);
+        }
+        None
+    }
+
     fn find_route(
         &self,
         method: &Method,
@@ -491,6 +596,23 @@ impl GatewayState {
                 gateway_message_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
             }
         }
+    }
+}
+
+fn static_content_type(path: &std::path::Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+    {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        _ => "application/octet-stream",
     }
 }
 

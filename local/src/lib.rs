@@ -3,6 +3,7 @@
 //! routes from the SAM template and verifies JWTs as the HTTP API JWT authorizer does.
 
 pub mod authorizer;
+pub mod cors;
 pub mod dynamodb;
 pub mod gateway;
 pub mod s3;

@@ -10,7 +10,9 @@ use crate::dynamodb::{
     DynamoDbLocal, DynamoDbLocalOptions, FILES_TABLE_LOGICAL_ID, LOCAL_ACCESS_KEY_ID, LOCAL_REGION,
     LOCAL_SECRET_ACCESS_KEY, TableDefinition, create_table, local_client, template_path,
 };
-use crate::gateway::{Gateway, GatewayHandle, RouteHandler, StaticDocument, route_handler};
+use crate::gateway::{
+    Gateway, GatewayHandle, RouteHandler, StaticDir, StaticDocument, route_handler,
+};
 use crate::s3::{ObjectCreatedListener, S3Endpoint, S3EndpointConfig};
 use crate::template::SamTemplate;
 use aws_lambda_events::s3::S3Event;
@@ -48,6 +50,9 @@ pub struct StackOptions {
     /// Delays between the retries of a failed S3-event invocation. AWS retries an asynchronous
     /// invocation twice, after about 1 and 2 minutes; locally the same count, shorter waits.
     pub event_retry_delays: Vec<Duration>,
+    /// Template parameter values (as `sam deploy --parameter-overrides`), e.g. `CorsAllowedOrigin`;
+    /// the others take their `Default`.
+    pub template_parameters: HashMap<String, String>,
 }
 
 impl StackOptions {
@@ -66,6 +71,7 @@ impl StackOptions {
             jwt: JwtAuthorizerConfig::local_from_env(),
             config: local_config("files-local", "files-local"),
             event_retry_delays: vec![Duration::from_millis(200), Duration::from_secs(1)],
+            template_parameters: HashMap::new(),
         }
     }
 }
@@ -143,7 +149,12 @@ impl LocalStack {
 
         let authorizer = Arc::new(JwtAuthorizer::new(options.jwt.clone())?);
         let mut gateway = Gateway::new(template.http_routes(), route_handlers(&app), authorizer)?
-            .with_static_document(openapi_document()?);
+            .with_static_document(openapi_document()?)
+            .with_cors(template.http_api_cors(&options.template_parameters)?)
+            .with_static_dir(StaticDir {
+                url_prefix: "/".to_string(),
+                dir: web_root(),
+            });
         if let Some(dev_token) = dev_token_document(&options.jwt, &options.config.tenant_claim) {
             gateway = gateway.with_static_document(dev_token);
         }
@@ -191,6 +202,11 @@ impl LocalStack {
             dynamodb.shutdown().await;
         }
     }
+}
+
+/// The browser page (`local/web/`, with Uppy from its `node_modules`), served at `/`.
+pub fn web_root() -> PathBuf {
+    crate::dynamodb::workspace_root().join("local/web")
 }
 
 /// `infra/openapi.yaml`, the API's contract, which the local gateway serves at `GET /openapi.yaml`.
@@ -281,10 +297,11 @@ where
 
 /// Every route function, by its binary name (as the template's `BuildProperties.Binary` names it).
 pub fn route_handlers(app: &Arc<App>) -> HashMap<String, RouteHandler> {
-    let routes: [(&str, RouteHandler); 15] = [
+    let routes: [(&str, RouteHandler); 16] = [
         ("create-upload", handler(app, create_upload::handle)),
         ("complete-upload", handler(app, complete_upload::handle)),
         ("abort-upload", handler(app, abort_upload::handle)),
+        ("get-upload", handler(app, get_upload::handle)),
         ("get-file", handler(app, get_file::handle)),
         ("list-files", handler(app, list_files::handle)),
         ("download-file", handler(app, download_file::handle)),

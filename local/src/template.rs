@@ -9,11 +9,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::cors::{CorsConfig, CorsConfigError};
 use http::Method;
 use percent_encoding::percent_decode_str;
 use serde_norway::{Mapping, Value};
 
 const SERVERLESS_FUNCTION_TYPE: &str = "AWS::Serverless::Function";
+const HTTP_API_TYPE: &str = "AWS::Serverless::HttpApi";
 const HTTP_API_EVENT_TYPE: &str = "HttpApi";
 /// SAM's catch-all method for an `HttpApi` event (`Method: ANY` or `any`).
 const ANY_METHOD: &str = "ANY";
@@ -113,6 +115,29 @@ impl SamTemplate {
     /// Every `AWS::Serverless::Function`, in template order.
     pub fn functions(&self) -> Vec<FunctionDef> {
         self.functions.clone()
+    }
+
+    /// The `CorsConfiguration` of the template's HTTP API (`AWS::Serverless::HttpApi`), parameters
+    /// resolved from `parameters` or their defaults; `None` when no API configures CORS.
+    pub fn http_api_cors(
+        &self,
+        parameters: &HashMap<String, String>,
+    ) -> Result<Option<CorsConfig>, CorsConfigError> {
+        let Some(resources) = self.document.get("Resources").and_then(Value::as_mapping) else {
+            return Ok(None);
+        };
+        for (logical_id, resource) in resources {
+            if resource.get("Type").and_then(Value::as_str) != Some(HTTP_API_TYPE) {
+                continue;
+            }
+            let Some(logical_id) = logical_id.as_str() else {
+                continue;
+            };
+            if let Some(cors) = CorsConfig::from_template(&self.document, logical_id, parameters)? {
+                return Ok(Some(cors));
+            }
+        }
+        Ok(None)
     }
 
     /// The raw resource with this logical id (intrinsics left as tagged values).

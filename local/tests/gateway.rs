@@ -12,8 +12,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use local_stack::authorizer::{JwtAuthorizer, JwtAuthorizerConfig, mint_hs256};
+use local_stack::cors::CorsConfig;
 use local_stack::gateway::{
-    Gateway, GatewayError, GatewayHandle, MAX_REQUEST_BODY_BYTES, RouteHandler, route_handler,
+    Gateway, GatewayError, GatewayHandle, MAX_REQUEST_BODY_BYTES, RouteHandler, StaticDir,
+    route_handler,
 };
 use local_stack::template::{HttpRoute, SamTemplate};
 use serde_json::{Value, json};
@@ -147,6 +149,15 @@ impl TestGateway {
         customise: impl FnOnce(&mut HashMap<String, RouteHandler>),
         integration_timeout: Duration,
     ) -> TestGateway {
+        Self::start_full(customise, integration_timeout, None, None).await
+    }
+
+    async fn start_full(
+        customise: impl FnOnce(&mut HashMap<String, RouteHandler>),
+        integration_timeout: Duration,
+        cors: Option<CorsConfig>,
+        static_dir: Option<StaticDir>,
+    ) -> TestGateway {
         let calls = Arc::new(AtomicUsize::new(0));
         let mut handlers = HashMap::new();
         for binary in ["create-upload", "get-file", "download-file"] {
@@ -159,9 +170,13 @@ impl TestGateway {
                 .entry(route.binary.clone())
                 .or_insert_with(|| echo_handler("other", Arc::clone(&calls)));
         }
-        let gateway = Gateway::new(template_routes(), handlers, authorizer())
+        let mut gateway = Gateway::new(template_routes(), handlers, authorizer())
             .expect("gateway")
-            .with_integration_timeout(integration_timeout);
+            .with_integration_timeout(integration_timeout)
+            .with_cors(cors);
+        if let Some(dir) = static_dir {
+            gateway = gateway.with_static_dir(dir);
+        }
         let handle = gateway
             .serve("127.0.0.1:0".parse().unwrap())
             .await
@@ -506,4 +521,287 @@ async fn gateway_new_fails_when_a_route_has_no_handler() {
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("a route without a handler must be refused"),
     }
+}
+
+fn template() -> SamTemplate {
+    SamTemplate::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"))
+        .expect("infra/template.yaml parses")
+}
+
+/// The template's CORS configuration, deployed with `CorsAllowedOrigin=<origin>`.
+fn template_cors(origin: Option<&str>) -> CorsConfig {
+    let parameters: HashMap<String, String> = origin
+        .map(|o| HashMap::from([("CorsAllowedOrigin".to_string(), o.to_string())]))
+        .unwrap_or_default();
+    template()
+        .http_api_cors(&parameters)
+        .expect("CorsConfiguration resolves")
+        .expect("the HTTP API configures CORS")
+}
+
+const APP_ORIGIN: &str = "https://app.example.com";
+
+async fn cors_gateway(origin: Option<&str>) -> TestGateway {
+    TestGateway::start_full(
+        |handlers| {
+            // A function that sets its own CORS headers: API Gateway ignores them.
+            handlers.insert(
+                "list-files".to_owned(),
+                route_handler(|_request| async {
+                    let mut response = lambda_http::Response::new(Body::Text("{}".into()));
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        "access-control-allow-origin",
+                        "https://evil.test".parse().unwrap(),
+                    );
+                    headers.insert("etag", "\"e1\"".parse().unwrap());
+                    response
+                }),
+            );
+        },
+        Duration::from_secs(30),
+        Some(template_cors(origin)),
+        None,
+    )
+    .await
+}
+
+async fn preflight(
+    gateway: &TestGateway,
+    path: &str,
+    origin: &str,
+    method: &str,
+    headers: Option<&str>,
+) -> reqwest::Response {
+    let mut request = gateway
+        .client
+        .request(reqwest::Method::OPTIONS, gateway.url(path))
+        .header("origin", origin)
+        .header("access-control-request-method", method);
+    if let Some(headers) = headers {
+        request = request.header("access-control-request-headers", headers);
+    }
+    request.send().await.expect("preflight")
+}
+
+fn cors_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("access-control-"))
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn the_cors_configuration_is_read_from_the_template_with_its_parameters() {
+    let default = template_cors(None);
+    assert_eq!(
+        default.allow_origins,
+        vec!["*"],
+        "CorsAllowedOrigin defaults to *"
+    );
+    assert_eq!(
+        default.allow_methods,
+        vec!["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    );
+    assert_eq!(
+        default.allow_headers,
+        vec!["authorization", "content-type", "if-match", "if-none-match"]
+    );
+    assert_eq!(default.expose_headers, vec!["etag", "location"]);
+    assert_eq!(default.max_age, Some(3600));
+    assert!(!default.allow_credentials);
+    assert_eq!(
+        template_cors(Some(APP_ORIGIN)).allow_origins,
+        vec![APP_ORIGIN]
+    );
+}
+
+#[tokio::test]
+async fn preflights_are_answered_as_the_template_says_without_a_token_or_a_route() {
+    let gateway = cors_gateway(Some(APP_ORIGIN)).await;
+
+    // GIVEN an allowed origin, method and headers, WHEN the browser asks before a POST with a
+    // bearer token, THEN API Gateway answers itself: 204 with the configured lists, no JWT needed.
+    let response = preflight(
+        &gateway,
+        "/v1/uploads",
+        APP_ORIGIN,
+        "POST",
+        Some("Authorization, Content-Type"),
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        cors_headers(&response),
+        vec![
+            (
+                "access-control-allow-headers".into(),
+                "authorization,content-type,if-match,if-none-match".into()
+            ),
+            (
+                "access-control-allow-methods".into(),
+                "GET,POST,PUT,PATCH,DELETE,OPTIONS".into()
+            ),
+            ("access-control-allow-origin".into(), APP_ORIGIN.into()),
+            ("access-control-max-age".into(), "3600".into()),
+        ]
+    );
+    assert!(response.bytes().await.unwrap().is_empty());
+    // A route with parameters, and a path with no route at all: the same answer.
+    for path in ["/v1/uploads/u1", "/v1/no-such-route"] {
+        let response = preflight(&gateway, path, APP_ORIGIN, "DELETE", None).await;
+        assert_eq!(response.status(), 204, "{path}");
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            APP_ORIGIN
+        );
+    }
+
+    // Another origin, a method or a header that is not allowed: 204 without any CORS header, so
+    // the browser refuses the real request.
+    for (origin, method, headers) in [
+        ("https://evil.example.com", "POST", None),
+        ("http://app.example.com", "GET", None),
+        (APP_ORIGIN, "TRACE", None),
+        (APP_ORIGIN, "POST", Some("authorization, x-custom")),
+    ] {
+        let response = preflight(&gateway, "/v1/uploads", origin, method, headers).await;
+        assert_eq!(response.status(), 204, "{origin} {method} {headers:?}");
+        assert!(
+            cors_headers(&response).is_empty(),
+            "{origin} {method} {headers:?}"
+        );
+    }
+
+    // An OPTIONS that is not a preflight (no Access-Control-Request-Method) is routed as usual:
+    // there is no OPTIONS route.
+    let response = gateway
+        .client
+        .request(reqwest::Method::OPTIONS, gateway.url("/v1/uploads"))
+        .header("origin", APP_ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        gateway.calls.load(Ordering::SeqCst),
+        0,
+        "no preflight reached a function"
+    );
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn responses_to_allowed_origins_carry_allow_origin_and_the_exposed_headers() {
+    let gateway = cors_gateway(Some(APP_ORIGIN)).await;
+    let get = |origin: Option<&'static str>, token: bool| {
+        let mut request = gateway.client.get(gateway.url("/v1/files"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if token {
+            request = request.bearer_auth(token_for("acme", "alice"));
+        }
+        request.send()
+    };
+
+    let response = get(Some(APP_ORIGIN), true).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // The function's own CORS header is replaced by the configured ones.
+    assert_eq!(
+        cors_headers(&response),
+        vec![
+            ("access-control-allow-origin".into(), APP_ORIGIN.into()),
+            (
+                "access-control-expose-headers".into(),
+                "etag,location".into()
+            ),
+        ]
+    );
+    assert_eq!(response.headers()["vary"], "Origin");
+    assert_eq!(response.headers()["etag"], "\"e1\"");
+
+    // A browser can read the 401 too (and so tell an expired token from a network error).
+    let unauthorized = get(Some(APP_ORIGIN), false).await.unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    assert_eq!(
+        unauthorized.headers()["access-control-allow-origin"],
+        APP_ORIGIN
+    );
+
+    // No Origin, or another one: no CORS headers at all (not even the function's).
+    for origin in [None, Some("https://evil.example.com")] {
+        let response = get(origin, true).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(cors_headers(&response).is_empty(), "{origin:?}");
+    }
+    gateway.handle.shutdown().await;
+
+    // With the default `*`, any origin gets `*`.
+    let gateway = cors_gateway(None).await;
+    let response = gateway
+        .client
+        .get(gateway.url("/v1/files"))
+        .header("origin", "http://127.0.0.1:5173")
+        .bearer_auth(token_for("acme", "alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let response = preflight(
+        &gateway,
+        "/v1/files",
+        "http://127.0.0.1:5173",
+        "GET",
+        Some("authorization"),
+    )
+    .await;
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    gateway.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn static_files_are_served_where_no_route_matches_and_never_outside_their_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<!doctype html><p>page</p>").unwrap();
+    std::fs::create_dir(dir.path().join("js")).unwrap();
+    std::fs::write(dir.path().join("js/app.js"), "export {}").unwrap();
+    std::fs::write(dir.path().join(".secret"), "no").unwrap();
+    let gateway = TestGateway::start_full(
+        |_| {},
+        Duration::from_secs(30),
+        None,
+        Some(StaticDir {
+            url_prefix: "/".into(),
+            dir: dir.path().to_path_buf(),
+        }),
+    )
+    .await;
+    let get = |path: &'static str| gateway.client.get(gateway.url(path)).send();
+
+    let page = get("/").await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.text().await.unwrap().contains("page"));
+    let script = get("/js/app.js").await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    for path in [
+        "/.secret",
+        "/js/../.secret",
+        "/%2e%2e/etc/passwd",
+        "/missing.js",
+    ] {
+        assert_eq!(get(path).await.unwrap().status(), 404, "{path}");
+    }
+    // API routes win: this is a route, so it needs a token.
+    assert_eq!(get("/v1/files").await.unwrap().status(), 401);
+    gateway.handle.shutdown().await;
 }

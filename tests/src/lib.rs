@@ -63,6 +63,7 @@ impl TestStack {
             },
             config: local_config(&format!("files-{suffix}"), &format!("files-{suffix}")),
             event_retry_delays: vec![Duration::from_millis(50), Duration::from_millis(200)],
+            template_parameters: Default::default(),
         };
         let mut options = options;
         configure(&mut options.config);

@@ -32,7 +32,9 @@ use std::sync::Arc;
 /// Most part URLs signed in one answer (the lowest-numbered missing parts first).
 pub const MAX_SIGNED_PARTS: usize = 1_000;
 
-pub use api_types::{PartUrl, UploadMethod, UploadState, UploadStatus, UploadedPart};
+pub use api_types::{
+    PartUrl, UploadMethod, UploadSessionStatus as UploadStatus, UploadState, UploadedPart,
+};
 
 pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
     respond(get_upload(&app, &req).await)
@@ -103,10 +105,7 @@ async fn get_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         sign_rest(app, &session, asked.as_ref(), &mut state).await?;
     } else if asked.is_some() {
         return Err(ApiError::UploadNotPending {
-            status: match status {
-                UploadStatus::Expired => "expired",
-                _ => session.status.as_str(),
-            },
+            status: status.as_str(),
         });
     }
     let mut resp = json_response(http::StatusCode::OK, &state)?;
