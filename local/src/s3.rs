@@ -974,6 +974,10 @@ impl S3 for EventingStore {
         let upload_id = req.input.upload_id.clone();
         let marker: i32 = req.input.part_number_marker.unwrap_or(0);
         let max_parts = req.input.max_parts.filter(|m| *m > 0).unwrap_or(1000) as usize;
+        // s3s-fs lists an unknown (aborted, completed) upload as empty; S3 answers NoSuchUpload.
+        if !self.root.join(format!(".upload-{upload_id}.json")).exists() {
+            return Err(s3s::s3_error!(NoSuchUpload));
+        }
         let mut resp = self.fs.list_parts(req).await?;
         // s3s-fs lists parts unordered, unpaginated and without ETags; S3 answers them in order,
         // 1,000 per page at most, each with its ETag (the MD5 of the part, as check_part_etags reads it).

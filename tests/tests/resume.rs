@@ -275,3 +275,43 @@ async fn only_the_creator_an_app_or_an_admin_of_the_tenant_sees_an_upload() {
     assert_eq!(state["status"], "aborted");
     assert!(state.get("parts").is_none());
 }
+
+#[tokio::test]
+async fn an_upload_s3_no_longer_holds_is_expired_and_gets_no_urls() {
+    let t = short_url_stack().await;
+    let token = t.token("acme", "alice");
+    let (status, upload) = t
+        .create_upload(
+            &token,
+            &json!({"name": "lost.bin", "size": 6 * MIB, "content_type": "application/octet-stream"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{upload}");
+    let upload_id = upload["upload_id"].as_str().unwrap();
+    // GIVEN the bucket dropped the multipart upload (its abort-incomplete-multipart-uploads rule)...
+    let session = t
+        .stack
+        .app
+        .files
+        .get_upload("acme", upload_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let shared::domain::UploadKind::Multipart { s3_upload_id, .. } = &session.kind else {
+        panic!("multipart expected");
+    };
+    t.stack
+        .app
+        .objects
+        .abort_multipart(&session.object_key, s3_upload_id)
+        .await
+        .unwrap();
+    // ...THEN the state says expired, with no URLs that could not work.
+    let (status, state) = get_upload(&t, &token, upload_id).await;
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["status"], "expired");
+    assert!(
+        state.get("parts").is_none() && state.get("expires_at").is_none(),
+        "{state}"
+    );
+}

@@ -24,7 +24,7 @@ use shared::domain::multipart::PartPlan;
 use shared::domain::{self, UploadKind, UploadSession, time};
 use shared::http::{authorize, json_response, query_param, respond, upload_id_param};
 use shared::principal::Scope;
-use shared::storage::UploadConstraints;
+use shared::storage::{StorageError, UploadConstraints};
 use shared::{ApiError, App};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -170,10 +170,21 @@ async fn sign_rest(
                     reason: format!("part {beyond} is beyond this upload's {part_count} parts"),
                 });
             }
-            let uploaded = app
+            let uploaded = match app
                 .objects
                 .list_parts(&session.object_key, s3_upload_id)
-                .await?;
+                .await
+            {
+                Ok(uploaded) => uploaded,
+                // S3 no longer has the upload (its lifecycle rule aborted it): nothing can finish
+                // it. Said, not changed: a GET writes nothing (`complete` records the end).
+                Err(StorageError::Refused { code }) if code == "NoSuchUpload" => {
+                    state.status = UploadStatus::Expired;
+                    state.expires_at = None;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
             let to_sign = parts_to_sign(&plan, session.declared_size, &uploaded, asked);
             let mut parts = Vec::with_capacity(to_sign.len());
             for part_number in to_sign {
