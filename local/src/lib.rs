@@ -7,5 +7,6 @@ pub mod cors;
 pub mod dynamodb;
 pub mod gateway;
 pub mod s3;
+pub mod s3_lifecycle;
 pub mod stack;
 pub mod template;

@@ -41,6 +41,8 @@ use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
+
+use crate::s3_lifecycle::{TagSet as Tags, TagStore, parse_tagging_header};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -60,6 +62,11 @@ const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
 
 const CORS_ALLOW_METHODS: &str = "GET, PUT, HEAD, POST, DELETE";
 const CORS_EXPOSE_HEADERS: &str = "ETag, x-amz-version-id";
+
+/// Writes to one key are serialised through one of these locks (chosen by the key's hash), so
+/// that a conditional write's check and its write are one step, as in S3: of two concurrent
+/// `If-None-Match: *` writes of a key exactly one succeeds.
+const KEY_LOCK_STRIPES: usize = 64;
 const CORS_MAX_AGE: &str = "3600";
 
 /// Settings of a local S3 endpoint.
@@ -137,12 +144,7 @@ impl S3Endpoint {
         }
 
         let fs = FileSystem::new(&root).map_err(|e| io::Error::other(format!("{e:?}")))?;
-        let store = EventingStore {
-            fs,
-            root: root.clone(),
-            region: config.region.clone(),
-            sequencer: Sequencer::default(),
-        };
+        let store = EventingStore::new(fs, root.clone(), config.region.clone());
         let mut builder = S3ServiceBuilder::new(store);
         builder.set_auth(SimpleAuth::from_single(
             config.access_key.clone(),
@@ -182,6 +184,12 @@ impl S3Endpoint {
     /// does not send again what S3 already holds.
     pub fn successful_puts(&self) -> usize {
         self.puts.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no event delivery is in flight (each with its retries and on-failure
+    /// destination): what tests need before they check what processing left behind.
+    pub async fn deliveries_idle(&self) {
+        self.deliveries.idle().await
     }
 
     /// Base URL for SDK clients (use path-style addressing), e.g. `http://127.0.0.1:4566`.
@@ -638,9 +646,33 @@ struct EventingStore {
     root: PathBuf,
     region: String,
     sequencer: Sequencer,
+    tags: TagStore,
+    key_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl EventingStore {
+    fn new(fs: FileSystem, root: PathBuf, region: String) -> Self {
+        EventingStore {
+            fs,
+            tags: TagStore::new(&root),
+            root,
+            region,
+            sequencer: Sequencer::default(),
+            key_locks: (0..KEY_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    async fn lock_key(&self, bucket: &str, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (bucket, key).hash(&mut hasher);
+        self.key_locks[hasher.finish() as usize % KEY_LOCK_STRIPES]
+            .lock()
+            .await
+    }
+
     /// Where s3s-fs keeps an object, for keys whose path cannot escape the bucket folder.
     fn object_path(&self, bucket: &str, key: &str) -> Option<PathBuf> {
         if !is_plain_bucket_name(bucket) {
@@ -737,6 +769,26 @@ impl EventingStore {
             resp.extensions.insert(PendingEvent(event));
         }
     }
+}
+
+/// The tags of an `x-amz-tagging` header; S3 answers 400 InvalidTag to one it cannot parse.
+fn tags_of_header(header: Option<&str>) -> S3Result<Tags> {
+    match header {
+        None => Ok(Tags::new()),
+        Some(value) => parse_tagging_header(value)
+            .ok_or_else(|| s3s::s3_error!(InvalidTag, "the x-amz-tagging header is not valid")),
+    }
+}
+
+fn io_error(e: io::Error) -> s3s::S3Error {
+    s3s::s3_error!(e, InternalError)
+}
+
+/// `If-None-Match: *` on CopyObject (s3s 0.14 does not parse the header for this operation).
+fn wants_new_key<T>(req: &S3Request<T>) -> bool {
+    req.headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == b"*")
 }
 
 impl EventingStore {
@@ -878,6 +930,8 @@ impl S3 for EventingStore {
         };
         let bucket = req.input.bucket.clone();
         let key = req.input.key.clone();
+        let tags = tags_of_header(req.input.tagging.as_deref())?;
+        let _write = self.lock_key(&bucket, &key).await;
         let rollback = match self.object_path(&bucket, &key) {
             Some(path) if !key.ends_with('/') => PutRollback::prepare(&self.root, path).await,
             _ => None,
@@ -899,6 +953,11 @@ impl S3 for EventingStore {
             }
         };
 
+        // A new object has exactly the tags its PUT gave (none without x-amz-tagging).
+        self.tags
+            .set(&bucket, &key, &tags)
+            .await
+            .map_err(io_error)?;
         let e_tag = resp
             .output
             .e_tag
@@ -914,14 +973,89 @@ impl S3 for EventingStore {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.fs.delete_object(req).await
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let _write = self.lock_key(&bucket, &key).await;
+        let resp = self.fs.delete_object(req).await?;
+        self.tags.remove(&bucket, &key).await.map_err(io_error)?;
+        Ok(resp)
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.fs.delete_objects(req).await
+        let bucket = req.input.bucket.clone();
+        let keys: Vec<String> = req
+            .input
+            .delete
+            .objects
+            .iter()
+            .map(|o| o.key.clone())
+            .collect();
+        let resp = self.fs.delete_objects(req).await?;
+        for key in keys {
+            self.tags.remove(&bucket, &key).await.map_err(io_error)?;
+        }
+        Ok(resp)
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let input = &req.input;
+        let _write = self.lock_key(&input.bucket, &input.key).await;
+        if !self
+            .object_path(&input.bucket, &input.key)
+            .is_some_and(|p| p.is_file())
+        {
+            return Err(s3s::s3_error!(NoSuchKey));
+        }
+        let mut tags = Tags::new();
+        for tag in &input.tagging.tag_set {
+            let (Some(key), Some(value)) = (&tag.key, &tag.value) else {
+                return Err(s3s::s3_error!(InvalidTag, "a tag needs a key and a value"));
+            };
+            if tags.insert(key.clone(), value.clone()).is_some() {
+                return Err(s3s::s3_error!(InvalidTag, "tag keys must be unique"));
+            }
+        }
+        if tags.len() > 10 {
+            return Err(s3s::s3_error!(InvalidTag, "at most 10 tags per object"));
+        }
+        self.tags
+            .set(&input.bucket, &input.key, &tags)
+            .await
+            .map_err(io_error)?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let input = &req.input;
+        if !self
+            .object_path(&input.bucket, &input.key)
+            .is_some_and(|p| p.is_file())
+        {
+            return Err(s3s::s3_error!(NoSuchKey));
+        }
+        let tags = self
+            .tags
+            .get(&input.bucket, &input.key)
+            .await
+            .map_err(io_error)?;
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: tags
+                .into_iter()
+                .map(|(key, value)| Tag {
+                    key: Some(key),
+                    value: Some(value),
+                })
+                .collect(),
+            version_id: None,
+        }))
     }
 
     async fn copy_object(
@@ -931,7 +1065,36 @@ impl S3 for EventingStore {
         let origin = EventOrigin::of(&req);
         let bucket = req.input.bucket.clone();
         let key = req.input.key.clone();
+        let replace_tags = req
+            .input
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+        let tags = if replace_tags {
+            tags_of_header(req.input.tagging.as_deref())?
+        } else if let CopySource::Bucket {
+            bucket: source_bucket,
+            key: source_key,
+            ..
+        } = &req.input.copy_source
+        {
+            // COPY, the default: the copy has the source's tags.
+            self.tags
+                .get(source_bucket, source_key)
+                .await
+                .map_err(io_error)?
+        } else {
+            Tags::new()
+        };
+        let _write = self.lock_key(&bucket, &key).await;
+        if wants_new_key(&req) && self.object_path(&bucket, &key).is_some_and(|p| p.exists()) {
+            return Err(s3s::s3_error!(PreconditionFailed, "Object already exists"));
+        }
         let mut resp = self.fs.copy_object(req).await?;
+        self.tags
+            .set(&bucket, &key, &tags)
+            .await
+            .map_err(io_error)?;
 
         let e_tag = resp
             .output
@@ -950,7 +1113,15 @@ impl S3 for EventingStore {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.fs.create_multipart_upload(req).await
+        let tags = tags_of_header(req.input.tagging.as_deref())?;
+        let resp = self.fs.create_multipart_upload(req).await?;
+        if let Some(upload_id) = &resp.output.upload_id {
+            self.tags
+                .set_for_upload(upload_id, &tags)
+                .await
+                .map_err(io_error)?;
+        }
+        Ok(resp)
     }
 
     async fn upload_part(
@@ -1016,7 +1187,9 @@ impl S3 for EventingStore {
         let origin = EventOrigin::of(&req);
         let bucket = req.input.bucket.clone();
         let key = req.input.key.clone();
+        let upload_id = req.input.upload_id.clone();
         self.check_part_etags(&req.input).await?;
+        let _write = self.lock_key(&bucket, &key).await;
         let mut resp = self.fs.complete_multipart_upload(req).await?;
 
         // s3s-fs returns its result as a keep-alive future (already written by now); resolve it to
@@ -1024,6 +1197,16 @@ impl S3 for EventingStore {
         if let Some(future) = resp.output.future.take() {
             resp.output = future.await?;
         }
+        // The object gets the tags its CreateMultipartUpload asked for.
+        let tags = self
+            .tags
+            .take_for_upload(&upload_id)
+            .await
+            .map_err(io_error)?;
+        self.tags
+            .set(&bucket, &key, &tags)
+            .await
+            .map_err(io_error)?;
         let e_tag = resp
             .output
             .e_tag
@@ -1046,7 +1229,13 @@ impl S3 for EventingStore {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        self.fs.abort_multipart_upload(req).await
+        let upload_id = req.input.upload_id.clone();
+        let resp = self.fs.abort_multipart_upload(req).await?;
+        self.tags
+            .take_for_upload(&upload_id)
+            .await
+            .map_err(io_error)?;
+        Ok(resp)
     }
 }
 
@@ -1086,12 +1275,11 @@ mod tests {
     #[test]
     fn built_event_has_the_s3_shape() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EventingStore {
-            fs: FileSystem::new(dir.path()).unwrap(),
-            root: dir.path().to_owned(),
-            region: "eu-west-3".into(),
-            sequencer: Sequencer::default(),
-        };
+        let store = EventingStore::new(
+            FileSystem::new(dir.path()).unwrap(),
+            dir.path().to_owned(),
+            "eu-west-3".into(),
+        );
         let origin = EventOrigin {
             meta: Some(RequestMeta::new("::ffff:10.0.0.7".parse().unwrap())),
             principal: Some("AWS:AKIDLOCAL".into()),

@@ -14,6 +14,7 @@ use crate::gateway::{
     Gateway, GatewayHandle, RouteHandler, StaticDir, StaticDocument, route_handler,
 };
 use crate::s3::{ObjectCreatedListener, S3Endpoint, S3EndpointConfig};
+use crate::s3_lifecycle::LifecycleRule;
 use crate::template::SamTemplate;
 use aws_lambda_events::s3::S3Event;
 use lambda_http::{Body, Request, Response};
@@ -76,6 +77,9 @@ impl StackOptions {
     }
 }
 
+/// The bucket's logical id in infra/template.yaml.
+pub const FILES_BUCKET_LOGICAL_ID: &str = "FilesBucket";
+
 /// `FILES_CURSOR_SECRET` of the local stack (a development value, public by design).
 pub const LOCAL_CURSOR_SECRET: &str = "local-development-cursor-secret-not-for-production";
 
@@ -103,6 +107,8 @@ pub struct LocalStack {
     pub s3: S3Endpoint,
     pub dynamodb_endpoint: String,
     dynamodb: Option<DynamoDbLocal>,
+    /// A client of the S3 endpoint for the stack's own checks (one, so connections are reused).
+    s3_client: aws_sdk_s3::Client,
 }
 
 impl LocalStack {
@@ -160,18 +166,20 @@ impl LocalStack {
         }
         let gateway = gateway.serve(options.gateway_addr).await?;
 
+        let s3_client = local_s3_client(&s3.endpoint_url());
         Ok(LocalStack {
             app,
             gateway,
             s3,
             dynamodb_endpoint,
             dynamodb,
+            s3_client,
         })
     }
 
     /// Every object key in the bucket, for checks that deletes leave nothing behind.
     pub async fn list_objects(&self) -> Vec<String> {
-        let client = local_s3_client(&self.s3.endpoint_url());
+        let client = &self.s3_client;
         let mut keys = Vec::new();
         let mut pages = client
             .list_objects_v2()
@@ -193,6 +201,79 @@ impl LocalStack {
 
     pub fn base_url(&self) -> String {
         self.gateway.base_url()
+    }
+
+    /// Applies the bucket's lifecycle expiration rules (read from the template's `FilesBucket`) as
+    /// S3 would have by `now`: every object they cover is deleted, through the S3 API. Returns the
+    /// deleted keys. Tests pass a time days ahead to see what S3 would have removed by then;
+    /// `files-local` runs it hourly with the real time.
+    pub async fn apply_lifecycle(&self, now: std::time::SystemTime) -> Vec<String> {
+        let template = SamTemplate::load(&template_path()).expect("the template loads");
+        let rules = template
+            .resource(FILES_BUCKET_LOGICAL_ID)
+            .map(LifecycleRule::from_bucket_resource)
+            .unwrap_or_default();
+        let client = &self.s3_client;
+        let bucket = &self.app.config.bucket_name;
+        let mut objects = Vec::new();
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.expect("listing the local bucket");
+            for object in page.contents() {
+                if let (Some(key), Some(modified)) = (object.key(), object.last_modified()) {
+                    // Objects are never overwritten here, so LastModified is the creation time.
+                    let created =
+                        std::time::SystemTime::try_from(*modified).unwrap_or(std::time::UNIX_EPOCH);
+                    objects.push((key.to_string(), created));
+                }
+            }
+        }
+        use futures::StreamExt;
+        futures::stream::iter(objects)
+            .map(|(key, created)| {
+                let rules = &rules;
+                async move {
+                    let tags = self.object_tags(&key).await;
+                    if !rules.iter().any(|r| r.expires(&key, &tags, created, now)) {
+                        return None;
+                    }
+                    client
+                        .delete_object()
+                        .bucket(bucket)
+                        .key(&key)
+                        .send()
+                        .await
+                        .expect("deleting an expired object");
+                    Some(key)
+                }
+            })
+            .buffer_unordered(16)
+            .filter_map(|deleted| async move { deleted })
+            .collect()
+            .await
+    }
+
+    /// The tags of an object (empty when it has none or does not exist).
+    pub async fn object_tags(&self, key: &str) -> crate::s3_lifecycle::TagSet {
+        match self
+            .s3_client
+            .get_object_tagging()
+            .bucket(&self.app.config.bucket_name)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+            Err(_) => Default::default(),
+        }
     }
 
     pub async fn shutdown(self) {
@@ -322,10 +403,39 @@ pub fn route_handlers(app: &Arc<App>) -> HashMap<String, RouteHandler> {
 }
 
 /// Delivers S3 events to `process_upload::handle`, retrying failures as Lambda does for
-/// asynchronous invocations; an event that fails every attempt is logged (on AWS: the DLQ).
+/// asynchronous invocations; an event that fails every attempt goes, as an invocation record, to
+/// the function's on-failure destination (`process_upload_failed::handle`, retried the same way;
+/// on AWS its own failures go to the failures queue).
 struct ProcessUploadListener {
     app: tokio::sync::OnceCell<Arc<App>>,
     retry_delays: Vec<Duration>,
+}
+
+impl ProcessUploadListener {
+    async fn deliver_failure(&self, app: &Arc<App>, event: S3Event) {
+        let attempts = self.retry_delays.len() as u32 + 1;
+        let record = process_upload_failed::InvocationRecord {
+            request_context: process_upload_failed::RequestContext {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                condition: "RetriesExhausted".to_string(),
+                approximate_invoke_count: attempts,
+            },
+            request_payload: event,
+        };
+        let mut delays = self.retry_delays.iter();
+        loop {
+            match process_upload_failed::handle(app.clone(), record.clone()).await {
+                Ok(()) => return,
+                Err(error) => match delays.next() {
+                    Some(delay) => tokio::time::sleep(*delay).await,
+                    None => {
+                        tracing::error!(%error, "process-upload-failed failed on every attempt; record dropped (on AWS: the failures queue)");
+                        return;
+                    }
+                },
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -356,7 +466,8 @@ impl ObjectCreatedListener for ProcessUploadListener {
                         tokio::time::sleep(*delay).await;
                     }
                     None => {
-                        tracing::error!(%error, "process-upload failed on every attempt; event dropped (on AWS: sent to the DLQ)");
+                        tracing::error!(%error, "process-upload failed on every attempt; invoking its on-failure destination");
+                        self.deliver_failure(app, event).await;
                         return;
                     }
                 },

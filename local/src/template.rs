@@ -100,6 +100,17 @@ impl SamTemplate {
             functions.push(function);
             routes.extend(function_routes);
         }
+        // A function named as another's on-failure destination is invoked by Lambda itself, with
+        // the failed invocation's record: that is its event.
+        let targets: Vec<String> = resources
+            .values()
+            .filter_map(on_failure_lambda_destination)
+            .collect();
+        for function in &mut functions {
+            if targets.contains(&function.logical_id) {
+                function.event_types.push(DESTINATION_EVENT_TYPE.to_owned());
+            }
+        }
         Ok(SamTemplate {
             document,
             functions,
@@ -143,6 +154,29 @@ impl SamTemplate {
     /// The raw resource with this logical id (intrinsics left as tagged values).
     pub fn resource(&self, logical_id: &str) -> Option<&Value> {
         self.document.get("Resources")?.get(logical_id)
+    }
+}
+
+/// The event type given to a function that is another's `OnFailure` destination.
+pub const DESTINATION_EVENT_TYPE: &str = "OnFailureDestination";
+
+/// `EventInvokeConfig.DestinationConfig.OnFailure` of type `Lambda`: the logical id in its
+/// `!GetAtt <id>.Arn`.
+fn on_failure_lambda_destination(resource: &Value) -> Option<String> {
+    let on_failure = resource
+        .get("Properties")?
+        .get("EventInvokeConfig")?
+        .get("DestinationConfig")?
+        .get("OnFailure")?;
+    if on_failure.get("Type")?.as_str()? != "Lambda" {
+        return None;
+    }
+    match on_failure.get("Destination")? {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => {
+            let target = tagged.value.as_str()?;
+            Some(target.strip_suffix(".Arn").unwrap_or(target).to_owned())
+        }
+        _ => None,
     }
 }
 

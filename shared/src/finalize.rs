@@ -7,7 +7,7 @@
 
 use crate::App;
 use crate::domain::sniff::{SNIFF_LEN, Sniffed, check_declared_type};
-use crate::domain::upload::{LandedObject, Rejection, check_landed_object};
+use crate::domain::upload::{LandedObject, Rejection, check_landed_object, check_sha256};
 use crate::domain::{
     FileRecord, RevisionRecord, Thumbnails, UploadKind, UploadSession, UploadStatus, time,
 };
@@ -46,8 +46,25 @@ pub enum Outcome {
         file_id: String,
         reason: &'static str,
     },
-    /// Nothing to do now; the text says why (already done, unknown, not landed yet, ...).
+    /// The checks need work that grows with the object (hashing a multipart upload): left to the
+    /// S3-event function, which runs with a timeout sized for it. The file as it is now.
+    Deferred(Box<FileRecord>),
+    /// The upload's object has not landed (yet).
+    NotLanded,
+    /// Nothing will ever record this object: no session (never existed, or expired), a session that
+    /// ended (rejected, aborted) or whose file was deleted. The object, if any, was deleted.
+    Orphaned(&'static str),
+    /// Nothing to do now; the text says why (already processed, another bucket, ...).
     Ignored(&'static str),
+}
+
+/// How much work the caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    /// A request handler (29 s, answering a client): no work that grows with the object.
+    Bounded,
+    /// The S3-event function: whatever the checks need.
+    Full,
 }
 
 /// Each conditional write that loses a race is retried from a fresh read, a few times.
@@ -57,21 +74,29 @@ pub async fn finalize_upload(
     app: &App,
     tenant: &str,
     upload_id: &str,
+    effort: Effort,
 ) -> Result<Outcome, FinalizeError> {
     for attempt in 0..MAX_ATTEMPTS {
         let Some(session) = app.files.get_upload(tenant, upload_id).await? else {
-            return Ok(Outcome::Ignored(
-                "no such upload session (expired or unknown)",
+            // Sessions of accepted uploads are kept as long as their revision: without one, no
+            // record points at this key, and none ever will.
+            app.objects
+                .delete(&crate::keys::object_key(tenant, upload_id))
+                .await?;
+            return Ok(Outcome::Orphaned(
+                "no such upload session (expired or unknown); object deleted",
             ));
         };
         match session.status {
             UploadStatus::Pending => {}
+            // The object at the key is the accepted one: objects are written once
+            // (`If-None-Match: *`), so a late or repeated event cannot mean other bytes.
             UploadStatus::Completed => return Ok(Outcome::Ignored("upload already processed")),
-            UploadStatus::Rejected => return Ok(Outcome::Ignored("upload already rejected")),
-            UploadStatus::Aborted => {
-                // Bytes that land after an abort belong to nobody.
+            // A second PUT through the URL after the first object was rejected and deleted, or
+            // bytes that land after an abort: they belong to nobody.
+            UploadStatus::Rejected | UploadStatus::Aborted => {
                 app.objects.delete(&session.object_key).await?;
-                return Ok(Outcome::Ignored("upload was aborted; object deleted"));
+                return Ok(Outcome::Orphaned("upload already ended; object deleted"));
             }
         }
         let Some(file) = app
@@ -79,18 +104,35 @@ pub async fn finalize_upload(
             .get_file(&session.tenant_id, &session.file_id)
             .await?
         else {
-            // The file was deleted while its upload was in flight: nothing may keep its bytes.
+            // The file was deleted while its upload was in flight: end the session, so that
+            // `complete` and later events say so, and keep nothing of its bytes.
+            let ended = UploadSession {
+                status: UploadStatus::Aborted,
+                ..session.clone()
+            };
+            match app.files.abort_upload(&ended, None).await {
+                Ok(()) => {}
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e.into()),
+            }
             app.objects.delete(&session.object_key).await?;
-            return Ok(Outcome::Ignored("file no longer exists; object deleted"));
+            return Ok(Outcome::Orphaned("file no longer exists; object deleted"));
         };
         let Some(head) = app.objects.head(&session.object_key).await? else {
-            return Ok(Outcome::Ignored("object has not landed"));
+            return Ok(Outcome::NotLanded);
         };
 
-        let verdict = verify(app, &session, &file, &head).await?;
+        let verdict = match verify(app, &session, &file, &head, effort).await? {
+            Verdict::NeedsFullEffort => return Ok(Outcome::Deferred(Box::new(file))),
+            Verdict::Checked(verdict) => verdict,
+        };
         let now = time::now();
         let result = match verdict {
-            Ok(sniffed) => accept(app, &session, &file, head.size, sniffed, now).await,
+            Ok(sniffed) => {
+                // Live before recorded (see `storage::OBJECT_STATE_TAG`).
+                app.objects.mark_live(&session.object_key).await?;
+                accept(app, &session, &file, head.size, sniffed, now).await
+            }
             Err(rejection) => reject(app, &session, &file, rejection, now).await,
         };
         match result {
@@ -105,8 +147,8 @@ pub async fn finalize_upload(
             Err(e) => return Err(e.into()),
             Ok(outcome) => {
                 if let Outcome::Rejected { .. } = outcome {
-                    // Recorded first, deleted second: a crash in between leaves a rejected record
-                    // and an object that the next delivery (or the lifecycle rule) removes.
+                    // Recorded first, deleted second: a crash in between leaves a rejected session,
+                    // whose next event deletes the object (and the object is still tagged pending).
                     app.objects.delete(&session.object_key).await?;
                 }
                 return Ok(outcome);
@@ -116,57 +158,70 @@ pub async fn finalize_upload(
     Err(FinalizeError::Contended(MAX_ATTEMPTS))
 }
 
-/// The checks, cheapest first. `Ok` carries what the first bytes say the content is.
+enum Verdict {
+    Checked(Result<Sniffed, Rejection>),
+    NeedsFullEffort,
+}
+
+/// The checks, cheapest first: what HeadObject says (base revision, size, type), then the first
+/// bytes, then (only when S3 could not check it itself) the SHA-256 of the whole object.
 async fn verify(
     app: &App,
     session: &UploadSession,
     file: &FileRecord,
     head: &crate::storage::ObjectHead,
-) -> Result<Result<Sniffed, Rejection>, FinalizeError> {
+    effort: Effort,
+) -> Result<Verdict, FinalizeError> {
     if let Some(base) = session.base_revision
         && base != file.revision
     {
-        return Ok(Err(Rejection::RevisionConflict));
+        return Ok(Verdict::Checked(Err(Rejection::RevisionConflict)));
     }
-    let sha256 = match &session.sha256 {
-        None => None,
-        Some(_) => Some(content_sha256(app, session, head).await?),
-    };
     let landed = LandedObject {
         size: head.size,
         content_type: head.content_type.as_deref(),
-        sha256,
     };
     if let Err(rejection) = check_landed_object(session, &landed) {
-        return Ok(Err(rejection));
+        return Ok(Verdict::Checked(Err(rejection)));
     }
     let prefix = app
         .objects
         .read_prefix(&session.object_key, SNIFF_LEN)
         .await?;
-    Ok(check_declared_type(&session.content_type, &prefix).map_err(|reason| {
-        tracing::warn!(reason, upload_id = %session.upload_id, "content contradicts its declared type");
-        Rejection::ContentMismatch
-    }))
+    let sniffed = match check_declared_type(&session.content_type, &prefix) {
+        Ok(sniffed) => sniffed,
+        Err(reason) => {
+            tracing::warn!(reason, upload_id = %session.upload_id, "content contradicts its declared type");
+            return Ok(Verdict::Checked(Err(Rejection::ContentMismatch)));
+        }
+    };
+    if let Some(declared) = &session.sha256 {
+        let actual = match s3_checked_sha256(session, head) {
+            Some(digest) => digest,
+            None if effort == Effort::Bounded => return Ok(Verdict::NeedsFullEffort),
+            None => app.objects.sha256(&session.object_key, head.size).await?,
+        };
+        if let Err(rejection) = check_sha256(declared, &actual) {
+            return Ok(Verdict::Checked(Err(rejection)));
+        }
+    }
+    Ok(Verdict::Checked(Ok(sniffed)))
 }
 
 /// A single PUT was checked by S3 against the signed SHA-256 and reports it; a multipart object's
-/// S3 checksum is a checksum of part checksums (`...-N`), so the bytes are hashed here.
-async fn content_sha256(
-    app: &App,
+/// S3 checksum is a checksum of part checksums (`...-N`), which says nothing about the whole.
+fn s3_checked_sha256(
     session: &UploadSession,
     head: &crate::storage::ObjectHead,
-) -> Result<[u8; 32], FinalizeError> {
-    let reported = head
-        .checksum_sha256
+) -> Option<[u8; 32]> {
+    if session.kind != UploadKind::Single {
+        return None;
+    }
+    head.checksum_sha256
         .as_deref()
         .filter(|c| !c.contains('-'))
         .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
-    match (reported, &session.kind) {
-        (Some(digest), UploadKind::Single) => Ok(digest),
-        _ => Ok(app.objects.sha256(&session.object_key).await?),
-    }
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
 }
 
 async fn accept(

@@ -65,6 +65,15 @@ pub fn object_key(tenant: &str, upload_id: &str) -> String {
     format!("{UPLOAD_PREFIX}{tenant}/{upload_id}")
 }
 
+/// Keys in S3 events are form-encoded: `+` is a space, the rest percent-encoded.
+pub fn decode_event_key(key: &str) -> Option<String> {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
+}
+
 /// The parts of an upload object key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadObjectKey {
@@ -113,6 +122,15 @@ pub fn thumbnail_key(object_key: &str, size: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_keys_are_form_decoded() {
+        assert_eq!(
+            decode_event_key("uploads/a+b%2Bc%C3%A9").unwrap(),
+            "uploads/a b+cé"
+        );
+        assert!(decode_event_key("bad%FF").is_none());
+    }
     use crate::domain::ids::new_id;
 
     #[test]

@@ -32,19 +32,29 @@ where
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: std::error::Error + Send + Sync + 'static,
 {
+    run_events(handler).await
+}
+
+/// Runs the handler of an asynchronously invoked function whose payload is a `T` (an S3 event,
+/// a destination's invocation record). An `Err` fails the invocation so that Lambda retries it.
+pub async fn run_events<T, F, Fut, E>(handler: F) -> Result<(), LambdaError>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+    F: Fn(Arc<App>, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
     init_logging();
     let app = Arc::new(App::from_env().await?);
     let handler = Arc::new(handler);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<S3Event>| {
-            let (app, handler) = (app.clone(), handler.clone());
-            async move {
-                handler(app, event.payload)
-                    .await
-                    .map_err(|e| -> LambdaError { Box::new(e) })
-            }
-        },
-    ))
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<T>| {
+        let (app, handler) = (app.clone(), handler.clone());
+        async move {
+            handler(app, event.payload)
+                .await
+                .map_err(|e| -> LambdaError { Box::new(e) })
+        }
+    }))
     .await
 }
 

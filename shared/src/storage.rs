@@ -12,6 +12,22 @@ use base64::Engine;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Every object this service writes is born `pending` and becomes `live` only when a record points
+/// at it (an accepted revision, its recorded thumbnails). The bucket's lifecycle rule
+/// (`expire-pending-objects` in infra/template.yaml) deletes objects still `pending` after
+/// [`PENDING_OBJECT_EXPIRY_DAYS`], so nothing that landed without being recorded (a second PUT after
+/// a rejection, an upload whose processing failed on every retry, thumbnails of a file deleted while
+/// they were made) stays in the bucket for ever.
+pub const OBJECT_STATE_TAG: &str = "files-state";
+/// `x-amz-tagging` value of a new object (signed into upload URLs, so a client cannot change it).
+pub const PENDING_TAGGING: &str = "files-state=pending";
+/// Days after which the lifecycle rule expires a `pending` object; longer than any upload session
+/// can stay pending (see `store::UPLOAD_SESSION_GRACE_SECONDS`).
+pub const PENDING_OBJECT_EXPIRY_DAYS: u32 = 3;
+
+/// What S3 answers when a conditional write (`If-None-Match: *`) finds the key taken.
+pub const PRECONDITION_FAILED: &str = "PreconditionFailed";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// S3 refused the request for a reason the client caused (e.g. `InvalidPart`, `NoSuchUpload`).
@@ -48,7 +64,7 @@ where
     if let SdkError::ServiceError(s) = &err
         && let Some(
             code @ ("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "NoSuchUpload"
-            | "NoSuchKey"),
+            | "NoSuchKey" | "PreconditionFailed"),
         ) = s.err().code()
     {
         return StorageError::Refused {
@@ -61,7 +77,14 @@ where
         }
         SdkError::ServiceError(s) => matches!(
             s.err().code(),
-            Some("SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout")
+            // ConditionalRequestConflict: a concurrent conditional write to the key; S3 says retry.
+            Some(
+                "SlowDown"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "RequestTimeout"
+                    | "ConditionalRequestConflict"
+            )
         ),
         _ => false,
     };
@@ -133,7 +156,10 @@ impl ObjectStorage {
         &self.bucket
     }
 
-    /// A presigned single PUT for `key`, bound to the constraints.
+    /// A presigned single PUT for `key`, bound to the constraints. It is also bound to
+    /// `If-None-Match: *` (S3 refuses it with 412 once an object is at the key, so the URL writes at
+    /// most one object, and the object that was checked is the one that stays) and to the pending
+    /// tag (see [`OBJECT_STATE_TAG`]). Both headers are signed: a client cannot drop them.
     pub async fn presign_upload(
         &self,
         key: &str,
@@ -148,7 +174,9 @@ impl ObjectStorage {
             .bucket(&self.bucket)
             .key(key)
             .content_type(constraints.content_type)
-            .content_length(size);
+            .content_length(size)
+            .if_none_match("*")
+            .tagging(PENDING_TAGGING);
         if let Some(hex_digest) = constraints.sha256_hex {
             let digest =
                 hex::decode(hex_digest).map_err(|e| StorageError::Permanent(Box::new(e)))?;
@@ -228,7 +256,7 @@ impl ObjectStorage {
 }
 
 impl ObjectStorage {
-    /// Starts an S3 multipart upload; returns its S3 upload id.
+    /// Starts an S3 multipart upload, its object tagged pending; returns its S3 upload id.
     pub async fn create_multipart(
         &self,
         key: &str,
@@ -240,6 +268,7 @@ impl ObjectStorage {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .tagging(PENDING_TAGGING)
             .send()
             .await
             .map_err(classify)?;
@@ -270,7 +299,8 @@ impl ObjectStorage {
         Ok(presigned.uri().to_string())
     }
 
-    /// Completes a multipart upload from the client's part list.
+    /// Completes a multipart upload from the client's part list, only if no object is at the key
+    /// yet (`If-None-Match: *`): an upload's object is written once.
     pub async fn complete_multipart(
         &self,
         key: &str,
@@ -292,6 +322,7 @@ impl ObjectStorage {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(s3_upload_id)
+            .if_none_match("*")
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
@@ -360,21 +391,69 @@ impl ObjectStorage {
         Ok(out.body)
     }
 
-    /// The SHA-256 of an object, streamed (for multipart uploads, whose S3 checksum is composite).
-    pub async fn sha256(&self, key: &str) -> Result<[u8; 32], StorageError> {
+    /// The SHA-256 of an object of `size` bytes (for multipart uploads, whose S3 checksum is
+    /// composite). The bytes come in [`HASH_RANGE_BYTES`] ranges, [`HASH_RANGES_IN_FLIGHT`] GETs at
+    /// a time, and are hashed in order: one GET stream is limited by its connection, hashing is not
+    /// (BENCHMARKS.md, "Verification throughput"), and at most ranges × in flight bytes are held.
+    pub async fn sha256(&self, key: &str, size: u64) -> Result<[u8; 32], StorageError> {
+        use futures::{StreamExt, TryStreamExt};
         use sha2::Digest;
-        let mut body = self.open(key).await?;
+        let ranges = (0..size.div_ceil(HASH_RANGE_BYTES)).map(|i| {
+            let start = i * HASH_RANGE_BYTES;
+            (start, (start + HASH_RANGE_BYTES).min(size) - 1)
+        });
+        let mut chunks = futures::stream::iter(ranges)
+            .map(|(first, last)| self.read_range(key, first, last))
+            .buffered(HASH_RANGES_IN_FLIGHT);
         let mut hasher = sha2::Sha256::new();
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| StorageError::Transient(Box::new(e)))?
-        {
+        while let Some(chunk) = chunks.try_next().await? {
             hasher.update(&chunk);
         }
         Ok(hasher.finalize().into())
     }
 
+    /// Bytes `first..=last` of an object.
+    async fn read_range(&self, key: &str, first: u64, last: u64) -> Result<Vec<u8>, StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={first}-{last}"))
+            .send()
+            .await
+            .map_err(classify)?;
+        collect(out.body).await
+    }
+
+    /// Marks an object `live` (see [`OBJECT_STATE_TAG`]): a record points at it now, so the
+    /// lifecycle rule must leave it alone. Called before the record is written, so that a crash in
+    /// between leaves a live object the retried event records, never a recorded pending one that
+    /// would expire under a live file.
+    pub async fn mark_live(&self, key: &str) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{Tag, Tagging};
+        let tag = Tag::builder()
+            .key(OBJECT_STATE_TAG)
+            .value("live")
+            .build()
+            .map_err(|e| StorageError::Permanent(Box::new(e)))?;
+        let tagging = Tagging::builder()
+            .tag_set(tag)
+            .build()
+            .map_err(|e| StorageError::Permanent(Box::new(e)))?;
+        self.client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Writes a small object the service made itself (a thumbnail), tagged pending until
+    /// [`Self::mark_live`].
     pub async fn put_bytes(
         &self,
         key: &str,
@@ -386,6 +465,7 @@ impl ObjectStorage {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .tagging(PENDING_TAGGING)
             .body(bytes.into())
             .send()
             .await
@@ -395,22 +475,95 @@ impl ObjectStorage {
 }
 
 impl ObjectStorage {
-    /// Server-side copy: a restored revision gets its own object without the bytes passing here.
+    /// Server-side copy to a new key (a restored revision gets its own object without the bytes
+    /// passing here), written once (`If-None-Match: *`) and tagged pending like an upload. Up to
+    /// [`SINGLE_COPY_MAX_BYTES`] one CopyObject; larger objects (S3's CopyObject stops at 5 GB, and
+    /// one copy of gigabytes outlasts a request) as a multipart copy, parts copied in parallel.
     pub async fn copy(&self, source_key: &str, target_key: &str) -> Result<(), StorageError> {
         let source = format!(
             "{}/{}",
             self.bucket,
             percent_encoding::utf8_percent_encode(source_key, COPY_SOURCE_ESCAPES)
         );
-        self.client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(target_key)
-            .copy_source(source)
-            .send()
+        let Some(head) = self.head(source_key).await? else {
+            return Err(StorageError::Refused {
+                code: "NoSuchKey".into(),
+            });
+        };
+        if head.size <= SINGLE_COPY_MAX_BYTES {
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(target_key)
+                .copy_source(source)
+                .if_none_match("*")
+                .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
+                .tagging(PENDING_TAGGING)
+                .send()
+                .await
+                .map_err(classify)?;
+            return Ok(());
+        }
+        let content_type = head
+            .content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream");
+        let upload_id = self.create_multipart(target_key, content_type).await?;
+        let copied = self
+            .copy_parts(&source, target_key, &upload_id, head.size)
+            .await;
+        let completed = match copied {
+            Ok(parts) => {
+                self.complete_multipart(target_key, &upload_id, &parts)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if completed.is_err() {
+            // Copied parts are invisible and billed: give them back now (the bucket's
+            // abort-incomplete rule would, a day later).
+            let _ = self.abort_multipart(target_key, &upload_id).await;
+        }
+        completed
+    }
+
+    async fn copy_parts(
+        &self,
+        source: &str,
+        target_key: &str,
+        upload_id: &str,
+        size: u64,
+    ) -> Result<Vec<(u32, String)>, StorageError> {
+        use futures::{StreamExt, TryStreamExt};
+        // S3 allows 10,000 parts of at most 5 GiB.
+        let part_bytes = COPY_PART_BYTES.max(size.div_ceil(10_000));
+        let parts = (0..size.div_ceil(part_bytes)).map(|i| {
+            let first = i * part_bytes;
+            (i as u32 + 1, first, (first + part_bytes).min(size) - 1)
+        });
+        futures::stream::iter(parts)
+            .map(|(number, first, last)| async move {
+                let out = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(&self.bucket)
+                    .key(target_key)
+                    .upload_id(upload_id)
+                    .part_number(number as i32)
+                    .copy_source(source)
+                    .copy_source_range(format!("bytes={first}-{last}"))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let etag = out
+                    .copy_part_result
+                    .and_then(|r| r.e_tag)
+                    .ok_or_else(|| StorageError::Permanent("S3 returned no part ETag".into()))?;
+                Ok::<_, StorageError>((number, etag))
+            })
+            .buffered(COPY_PARTS_IN_FLIGHT)
+            .try_collect()
             .await
-            .map_err(classify)?;
-        Ok(())
     }
 
     /// Deletes many objects, 1,000 per request; missing ones are fine.
@@ -444,6 +597,16 @@ impl ObjectStorage {
         Ok(())
     }
 }
+
+/// Objects up to this size are copied with one CopyObject, larger ones part by part.
+pub const SINGLE_COPY_MAX_BYTES: u64 = 256 << 20;
+/// Part size of a multipart copy (grows for objects over 10,000 of them), and parts in flight.
+pub const COPY_PART_BYTES: u64 = 256 << 20;
+pub const COPY_PARTS_IN_FLIGHT: usize = 16;
+
+/// Ranged reads of [`ObjectStorage::sha256`]: 8 MiB each, 8 in flight (64 MiB held at most).
+pub const HASH_RANGE_BYTES: u64 = 8 << 20;
+pub const HASH_RANGES_IN_FLIGHT: usize = 8;
 
 /// `x-amz-copy-source` is a URL path: keys are percent-encoded, `/` kept.
 const COPY_SOURCE_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

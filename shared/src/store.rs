@@ -189,8 +189,12 @@ pub const UPLOAD_SESSION_GRACE_SECONDS: i64 = 24 * 3600;
 struct UploadItem {
     pk: String,
     sk: String,
-    /// DynamoDB TTL: a session is removed a day after its URL expired, whatever its outcome.
-    expires_at_epoch: i64,
+    /// DynamoDB TTL: a session that did not become a revision is removed a day after its URL
+    /// expired. An accepted one stays as long as its revision (deleted with it): it is how a late
+    /// or repeated S3 event for its key learns that the object is wanted, and its absence means
+    /// the object is not (`finalize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_epoch: Option<i64>,
     #[serde(flatten)]
     session: UploadSession,
 }
@@ -200,7 +204,8 @@ impl UploadItem {
         UploadItem {
             pk: keys::upload_pk(&session.tenant_id, &session.upload_id),
             sk: keys::UPLOAD_SK.to_string(),
-            expires_at_epoch: session.expires_at.timestamp() + UPLOAD_SESSION_GRACE_SECONDS,
+            expires_at_epoch: (session.status != UploadStatus::Completed)
+                .then(|| session.expires_at.timestamp() + UPLOAD_SESSION_GRACE_SECONDS),
             session: session.clone(),
         }
     }
@@ -257,8 +262,26 @@ pub struct TagEntry {
 pub(crate) struct TagEntryItem {
     pk: String,
     sk: String,
+    /// The file's TTL while it has never had content: an abandoned upload's entries go with it
+    /// (they would count against a tag listing's budget for ever otherwise). Cleared with the
+    /// file's when the first revision lands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_epoch: Option<i64>,
     #[serde(flatten)]
     pub(crate) entry: TagEntry,
+}
+
+impl TagEntryItem {
+    fn new(file: &FileRecord, tag: &str) -> Self {
+        TagEntryItem {
+            pk: keys::tag_pk(&file.tenant_id, tag),
+            sk: keys::time_sort_key(&file.created_at, &file.id),
+            expires_at_epoch: file.expires_at.map(|t| t.timestamp()),
+            entry: TagEntry {
+                file_id: file.id.clone(),
+            },
+        }
+    }
 }
 
 /// Files, revisions, name claims and upload sessions in DynamoDB.
@@ -382,14 +405,11 @@ impl FileStore {
         }
         if let Some(file) = after {
             for tag in new.iter().filter(|t| !old.contains(t)) {
-                let item = TagEntryItem {
-                    pk: keys::tag_pk(&file.tenant_id, tag),
-                    sk: keys::time_sort_key(&file.created_at, &file.id),
-                    entry: TagEntry {
-                        file_id: file.id.clone(),
-                    },
-                };
-                writes.push(self.put(to_item(&item)?, None, Item::new())?);
+                writes.push(self.put(
+                    to_item(&TagEntryItem::new(file, tag))?,
+                    None,
+                    Item::new(),
+                )?);
             }
         }
         Ok(writes)
@@ -563,6 +583,16 @@ impl FileStore {
                     Some("file_id = :id"),
                     HashMap::from([(":id".to_string(), s(file.id.clone()))]),
                 )?);
+            }
+            if revision.revision == 1 {
+                // The file has content now: its tag entries lose their TTL with it.
+                for tag in &file.tags {
+                    items.push(self.put(
+                        to_item(&TagEntryItem::new(file, tag))?,
+                        None,
+                        Item::new(),
+                    )?);
+                }
             }
         }
         self.transact(items).await
@@ -747,6 +777,7 @@ impl FileStore {
                 "attribute_exists(pk)",
                 Item::new(),
             )?,
+            self.session_delete(revision)?,
         ])
         .await
     }
@@ -806,15 +837,25 @@ impl FileStore {
         &self,
         revisions: &[RevisionRecord],
     ) -> Result<(), StoreError> {
-        for chunk in revisions.chunks(25) {
+        // Each revision with its accepted upload session (see [`UploadItem`]).
+        let item_keys: Vec<Item> = revisions
+            .iter()
+            .flat_map(|r| {
+                [
+                    key(
+                        keys::file_pk(&r.tenant_id, &r.file_id),
+                        keys::revision_sk(r.revision),
+                    ),
+                    key(keys::upload_pk(&r.tenant_id, &r.upload_id), keys::UPLOAD_SK),
+                ]
+            })
+            .collect();
+        for chunk in item_keys.chunks(25) {
             let requests = chunk
                 .iter()
-                .map(|r| {
+                .map(|k| {
                     let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
-                        .set_key(Some(key(
-                            keys::file_pk(&r.tenant_id, &r.file_id),
-                            keys::revision_sk(r.revision),
-                        )))
+                        .set_key(Some(k.clone()))
                         .build()
                         .map_err(|e| StoreError::Permanent(Box::new(e)))?;
                     Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
@@ -847,6 +888,19 @@ impl FileStore {
             }
         }
         Ok(())
+    }
+
+    /// The accepted upload session of a revision goes with the revision (see [`UploadItem`]).
+    fn session_delete(&self, revision: &RevisionRecord) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::upload_pk(&revision.tenant_id, &revision.upload_id),
+                keys::UPLOAD_SK,
+            )))
+            .build()
+            .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     /// Last step of a permanent delete: the marker goes, once no revision record is left.

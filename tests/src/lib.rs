@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub mod openapi;
+pub mod orphans;
 pub use openapi::{assert_matches_schema, assert_request_matches_schema};
 
 pub const DYNAMODB_ENDPOINT_ENV: &str = "FILES_TEST_DYNAMODB_ENDPOINT";

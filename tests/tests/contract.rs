@@ -190,6 +190,24 @@ fn every_function_has_a_fixture_event_of_its_kind() {
             let event: aws_lambda_events::s3::S3Event = serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("{}: not an S3 event: {e}", path.display()));
             assert!(!event.records.is_empty(), "{}", path.display());
+        } else if function
+            .event_types
+            .iter()
+            .any(|t| t == local_stack::template::DESTINATION_EVENT_TYPE)
+        {
+            let record: process_upload_failed::InvocationRecord = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: not an invocation record: {e}", path.display()));
+            assert!(
+                !record.request_payload.records.is_empty(),
+                "{}",
+                path.display()
+            );
+        } else {
+            panic!(
+                "{}: no check for events of {:?}",
+                path.display(),
+                function.event_types
+            );
         }
     }
 }

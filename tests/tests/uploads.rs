@@ -429,7 +429,9 @@ async fn duplicate_reordered_and_stray_events_change_nothing() {
             .unwrap();
     assert_eq!(
         unknown,
-        shared::finalize::Outcome::Ignored("no such upload session (expired or unknown)")
+        shared::finalize::Outcome::Orphaned(
+            "no such upload session (expired or unknown); object deleted"
+        )
     );
     // An event for an upload whose object is not (or no longer) there.
     let (_, third) = t
@@ -442,10 +444,7 @@ async fn duplicate_reordered_and_stray_events_change_nothing() {
     let missing = process_upload::process_record(&t.stack.app, &event_record(&bucket, &third_key))
         .await
         .unwrap();
-    assert_eq!(
-        missing,
-        shared::finalize::Outcome::Ignored("object has not landed")
-    );
+    assert_eq!(missing, shared::finalize::Outcome::NotLanded);
 
     let after = t.get_file(&token, file_id).await;
     assert_eq!(after.headers()["etag"], etag, "nothing changed the record");

@@ -7,7 +7,7 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::domain::{UploadKind, UploadSession, UploadStatus};
-use shared::finalize::{Outcome, finalize_upload};
+use shared::finalize::{Effort, Outcome, finalize_upload};
 use shared::http::authorize;
 use shared::http::{file_response, json_body, respond, upload_id_param};
 use shared::principal::Scope;
@@ -67,12 +67,16 @@ async fn complete_upload(app: &App, req: &Request) -> Result<Response<Body>, Api
         }
     }
 
-    match finalize_upload(app, &principal.tenant_id, &upload_id).await? {
+    match finalize_upload(app, &principal.tenant_id, &upload_id, Effort::Bounded).await? {
         Outcome::Accepted(file) => file_response(http::StatusCode::OK, &file),
+        // Verifying it takes work that grows with the object: the S3 event does it, and the
+        // file's status says how it ended.
+        Outcome::Deferred(file) => file_response(http::StatusCode::ACCEPTED, &file),
         Outcome::Rejected { reason, .. } => Err(ApiError::UploadRejected {
             reason: reason.to_string(),
         }),
-        Outcome::Ignored(why) => answer_for_finished(app, &session, why).await,
+        Outcome::NotLanded => Err(ApiError::UploadIncomplete),
+        Outcome::Orphaned(_) | Outcome::Ignored(_) => answer_for_finished(app, &session).await,
     }
 }
 
@@ -80,7 +84,6 @@ async fn complete_upload(app: &App, req: &Request) -> Result<Response<Body>, Api
 async fn answer_for_finished(
     app: &App,
     before: &UploadSession,
-    why: &'static str,
 ) -> Result<Response<Body>, ApiError> {
     let session = app
         .files
@@ -101,12 +104,11 @@ async fn answer_for_finished(
                 .rejection_reason
                 .unwrap_or_else(|| "rejected".into()),
         }),
+        // Aborted by its client, or ended because its file was deleted meanwhile.
         UploadStatus::Aborted if is_expired(&session) => Err(ApiError::UploadExpired),
         UploadStatus::Aborted => Err(ApiError::UploadNotPending { status: "aborted" }),
-        UploadStatus::Pending if why == "object has not landed" => Err(ApiError::UploadIncomplete),
-        UploadStatus::Pending => Err(ApiError::internal(format!(
-            "upload still pending after finalize: {why}"
-        ))),
+        // Another writer moved it between the two reads; it is finished by now or soon.
+        UploadStatus::Pending => Err(ApiError::UploadIncomplete),
     }
 }
 
@@ -133,7 +135,7 @@ async fn upload_gone(app: &App, before: &UploadSession) -> Result<Response<Body>
             .await?
             .ok_or(ApiError::NotFound("upload"))?;
         if session.status != UploadStatus::Pending {
-            return answer_for_finished(app, &session, "session moved on").await;
+            return answer_for_finished(app, &session).await;
         }
         let file = app
             .files

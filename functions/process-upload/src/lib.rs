@@ -11,10 +11,10 @@ pub mod thumbnails;
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use futures::future::try_join_all;
-use percent_encoding::percent_decode_str;
 use shared::App;
 use shared::domain::{THUMBNAIL_SIZES, Thumbnails};
-use shared::finalize::{FinalizeError, Outcome, finalize_upload};
+use shared::finalize::{Effort, FinalizeError, Outcome, finalize_upload};
+pub use shared::keys::decode_event_key;
 use shared::keys::{UploadObjectKey, parse_object_key, thumbnail_key};
 use shared::storage::StorageError;
 use shared::store::StoreError;
@@ -32,6 +32,9 @@ pub enum ProcessError {
     Storage(#[from] StorageError),
     #[error("thumbnailing task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A fault injected by the fault suite (`failpoints` feature, tests only).
+    #[error("injected fault at {0}")]
+    Injected(&'static str),
 }
 
 pub async fn handle(app: Arc<App>, event: S3Event) -> Result<(), ProcessError> {
@@ -40,15 +43,6 @@ pub async fn handle(app: Arc<App>, event: S3Event) -> Result<(), ProcessError> {
         tracing::info!(?outcome, key = ?record.s3.object.key, "upload processed");
     }
     Ok(())
-}
-
-/// Keys in S3 events are form-encoded: `+` is a space, the rest percent-encoded.
-pub fn decode_event_key(key: &str) -> Option<String> {
-    let spaced = key.replace('+', " ");
-    percent_decode_str(&spaced)
-        .decode_utf8()
-        .ok()
-        .map(|k| k.into_owned())
 }
 
 pub async fn process_record(app: &App, record: &S3EventRecord) -> Result<Outcome, ProcessError> {
@@ -61,7 +55,7 @@ pub async fn process_record(app: &App, record: &S3EventRecord) -> Result<Outcome
     let Some(parsed) = parse_object_key(&key) else {
         return Ok(Outcome::Ignored("key not chosen by this service"));
     };
-    let outcome = finalize_upload(app, &parsed.tenant_id, &parsed.upload_id).await?;
+    let outcome = finalize_upload(app, &parsed.tenant_id, &parsed.upload_id, Effort::Full).await?;
     make_missing_thumbnails(app, &parsed, &key).await?;
     Ok(outcome)
 }
@@ -90,6 +84,10 @@ async fn make_missing_thumbnails(
     if file.object_key.as_deref() != Some(key) || file.thumbnails != Thumbnails::Pending {
         return Ok(());
     }
+    // The fault suite's stand-in for a crash, an out-of-memory kill or a timeout while thumbnailing.
+    fail::fail_point!("process-upload/thumbnailing", |_| Err(
+        ProcessError::Injected("process-upload/thumbnailing")
+    ));
     let started = Instant::now();
     let source = app.objects.read_all(key).await?;
     let read = started.elapsed();
@@ -103,15 +101,19 @@ async fn make_missing_thumbnails(
     let state = match made {
         Ok(made) => {
             let sizes = made.iter().map(|t| t.size).collect();
-            // All sizes at once: one round trip to S3 instead of one per size.
-            try_join_all(made.into_iter().map(|thumbnail| {
-                let key = thumbnail_key(key, thumbnail.size);
-                async move {
-                    app.objects
-                        .put_bytes(&key, thumbnail.jpeg, "image/jpeg")
-                        .await
-                }
-            }))
+            let keys: Vec<String> = made.iter().map(|t| thumbnail_key(key, t.size)).collect();
+            // All sizes at once: one round trip to S3 instead of one per size. Written pending,
+            // made live before they are recorded (see `shared::storage::OBJECT_STATE_TAG`).
+            try_join_all(
+                made.into_iter()
+                    .zip(&keys)
+                    .map(|(thumbnail, key)| async move {
+                        app.objects
+                            .put_bytes(key, thumbnail.jpeg, "image/jpeg")
+                            .await?;
+                        app.objects.mark_live(key).await
+                    }),
+            )
             .await?;
             tracing::info!(
                 key,
@@ -120,7 +122,29 @@ async fn make_missing_thumbnails(
                 store_ms = (started.elapsed() - made_at).as_secs_f64() * 1e3,
                 "thumbnails made"
             );
-            Thumbnails::Ready { sizes }
+            // A crash between storing the thumbnails and recording them.
+            fail::fail_point!("process-upload/thumbnails-stored", |_| Err(
+                ProcessError::Injected("process-upload/thumbnails-stored")
+            ));
+            let state = Thumbnails::Ready { sizes };
+            match app
+                .files
+                .set_thumbnails(&file.tenant_id, &file.id, file.revision, &state)
+                .await
+            {
+                Ok(()) => {}
+                // The revision (or the whole file) was deleted while its thumbnails were made:
+                // its deletion could not see these, so they go now.
+                Err(e) if e.is_condition_failed() => {
+                    tracing::info!(
+                        key,
+                        "revision deleted while thumbnailing; thumbnails deleted"
+                    );
+                    app.objects.delete_many(&keys).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            return Ok(());
         }
         Err(error) => {
             tracing::info!(%error, key, "no thumbnails");
@@ -129,10 +153,14 @@ async fn make_missing_thumbnails(
             }
         }
     };
-    app.files
+    match app
+        .files
         .set_thumbnails(&file.tenant_id, &file.id, file.revision, &state)
-        .await?;
-    Ok(())
+        .await
+    {
+        Err(e) if !e.is_condition_failed() => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Stable codes for the file's `thumbnails.reason`.
@@ -141,19 +169,5 @@ fn no_thumbnail_reason(error: &thumbnails::ThumbnailError) -> &'static str {
         thumbnails::ThumbnailError::Unsupported(_) => "unsupported_format",
         thumbnails::ThumbnailError::Corrupt(_) => "corrupt",
         thumbnails::ThumbnailError::TooLarge { .. } => "too_large",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_keys_are_form_decoded() {
-        assert_eq!(
-            decode_event_key("uploads/a+b%2Bc%C3%A9").unwrap(),
-            "uploads/a b+cé"
-        );
-        assert!(decode_event_key("bad%FF").is_none());
     }
 }

@@ -11,7 +11,7 @@
 use lambda_http::{Body, Request, Response};
 use shared::app::Trashed;
 use shared::domain::{FileRecord, UploadKind, UploadSession, UploadStatus, ids, time};
-use shared::finalize::{Outcome, finalize_upload};
+use shared::finalize::{Effort, Outcome, finalize_upload};
 use shared::http::{
     authorize, check_if_match, file_id_param, file_response, has_if_match, respond, revision_param,
 };
@@ -95,7 +95,7 @@ async fn restore_revision(app: &App, req: &Request) -> Result<Response<Body>, Ap
         }
     }
 
-    match finalize_upload(app, &principal.tenant_id, &upload_id).await? {
+    match finalize_upload(app, &principal.tenant_id, &upload_id, Effort::Bounded).await? {
         Outcome::Accepted(restored) => created(&restored, restored.revision),
         // Another revision landed between the read and the copy (only when pinned).
         Outcome::Rejected {
@@ -105,9 +105,18 @@ async fn restore_revision(app: &App, req: &Request) -> Result<Response<Body>, Ap
         Outcome::Rejected { reason, .. } => Err(ApiError::UploadRejected {
             reason: reason.to_string(),
         }),
+        // A copy whose SHA-256 must be hashed again (a multipart copy): the S3 event does it.
+        Outcome::Deferred(file) => {
+            let mut resp = created(&file, file.revision + 1)?;
+            *resp.status_mut() = http::StatusCode::ACCEPTED;
+            Ok(resp)
+        }
+        Outcome::NotLanded => answer_after_event(app, &session, "copy not visible yet").await,
         // The copy's S3 event got there first (or the file went meanwhile): answer from the
         // session, as the event left it, with the same headers as above.
-        Outcome::Ignored(why) => answer_after_event(app, &session, why).await,
+        Outcome::Orphaned(why) | Outcome::Ignored(why) => {
+            answer_after_event(app, &session, why).await
+        }
     }
 }
 

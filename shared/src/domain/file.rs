@@ -145,6 +145,10 @@ impl FileRecord {
         FileRecord {
             status: FileStatus::Rejected,
             rejection_reason: Some(reason.to_string()),
+            // A terminal state: nobody waits for thumbnails of content that was refused.
+            thumbnails: Thumbnails::None {
+                reason: "rejected".into(),
+            },
             updated_at: at,
             version: self.version + 1,
             ..self.clone()
