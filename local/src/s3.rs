@@ -1188,6 +1188,12 @@ impl S3 for EventingStore {
         let bucket = req.input.bucket.clone();
         let key = req.input.key.clone();
         let upload_id = req.input.upload_id.clone();
+        // S3 answers NoSuchUpload for an upload id it does not know (completed, aborted by a client
+        // or by the lifecycle rule); s3s-fs would answer AccessDenied, check_part_etags InvalidPart.
+        let session = self.root.join(format!(".upload-{upload_id}.json"));
+        if !tokio::fs::try_exists(&session).await.unwrap_or(false) {
+            return Err(s3s::s3_error!(NoSuchUpload));
+        }
         self.check_part_etags(&req.input).await?;
         let _write = self.lock_key(&bucket, &key).await;
         let mut resp = self.fs.complete_multipart_upload(req).await?;

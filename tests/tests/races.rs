@@ -346,7 +346,6 @@ async fn multipart_stack() -> TestStack {
 // NoSuchUpload, as S3 does; today it answers InvalidPart (local/src/s3.rs checks the part files
 // first) or AccessDenied (s3s-fs). With that fixed, drop the `ignore`.
 #[tokio::test]
-#[ignore = "needs local/src/s3.rs to answer NoSuchUpload for an unknown multipart upload id"]
 async fn a_multipart_upload_that_s3_no_longer_knows_is_gone_not_incomplete_forever() {
     let t = multipart_stack().await;
     let token = t.token("acme", "alice");
