@@ -87,6 +87,10 @@ enum Attempt {
     Fatal(Error),
 }
 
+/// How long an upload waits for the S3 event's verdict after `complete` answered 202: the
+/// processor's own timeout and retries fit well inside it.
+const VERIFICATION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 impl Client {
     /// Uploads `spec.path` (or resumes `resume`) and answers the file once `complete` processed it.
     pub async fn upload_file(
@@ -230,7 +234,15 @@ impl Client {
                 CompleteUploadRequest { parts: Some(done) }
             }
         };
-        self.complete_upload(&upload_id, &request).await
+        let file = self.complete_upload(&upload_id, &request).await?;
+        // `complete` answers 202 with the file still pending when the checks need the whole content
+        // hashed (a multipart upload with a sha256): the S3 event finishes them; wait for its verdict.
+        if file.status == api_types::FileStatus::Pending {
+            return self
+                .wait_until_processed(&file.id, VERIFICATION_TIMEOUT)
+                .await;
+        }
+        Ok(file)
     }
 
     /// Sends one piece: retried, re-signed when its URL expired.
