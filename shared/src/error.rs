@@ -92,6 +92,17 @@ pub enum ApiError {
     /// `complete` was called before the content landed.
     #[error("the content has not been uploaded yet")]
     UploadIncomplete,
+    /// `complete` without a part list, and S3 does not hold every part of the plan yet (same code as
+    /// [`ApiError::UploadIncomplete`]; `missing_parts` says which to upload).
+    #[error("{} of the upload's parts are not in S3 yet; upload them, then complete again", missing.len())]
+    PartsMissing { missing: Vec<u32> },
+    /// `part_numbers` names a part the upload does not have: beyond its plan, or any part of a
+    /// single-PUT upload (which has one URL and no parts).
+    #[error("{}", match part_count {
+        Some(count) => format!("part {part} is beyond this upload's {count} parts"),
+        None => "this upload is a single PUT, not multipart: it has no parts".to_string(),
+    })]
+    NoSuchPart { part: u32, part_count: Option<u32> },
     /// S3 no longer knows the multipart upload (the bucket's lifecycle rule aborted it, or it was
     /// aborted concurrently) and nothing landed: the content can never arrive; start a new upload.
     #[error(
@@ -116,6 +127,9 @@ pub enum ApiError {
     #[error("internal error: {0}")]
     Internal(#[source] BoxError),
 }
+
+/// How many missing part numbers a `upload_incomplete` problem lists (up to 10,000 could be).
+const MISSING_PARTS_SHOWN: usize = 100;
 
 impl ApiError {
     pub fn internal(e: impl Into<BoxError>) -> Self {
@@ -151,7 +165,9 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NameConflict { .. }
             | ApiError::UploadNotPending { .. }
-            | ApiError::UploadIncomplete => StatusCode::CONFLICT,
+            | ApiError::UploadIncomplete
+            | ApiError::PartsMissing { .. }
+            | ApiError::NoSuchPart { .. } => StatusCode::CONFLICT,
             ApiError::UploadExpired => StatusCode::GONE,
             ApiError::ThumbnailPending => StatusCode::NOT_FOUND,
             ApiError::UploadRejected { .. } | ApiError::InvalidParts(_) => {
@@ -188,7 +204,8 @@ impl ApiError {
             ApiError::NameConflict { .. } => "name_conflict",
             ApiError::UploadNotPending { .. } => "upload_not_pending",
             ApiError::UploadRejected { .. } => "upload_rejected",
-            ApiError::UploadIncomplete => "upload_incomplete",
+            ApiError::UploadIncomplete | ApiError::PartsMissing { .. } => "upload_incomplete",
+            ApiError::NoSuchPart { .. } => "no_such_part",
             ApiError::UploadExpired => "upload_expired",
             ApiError::ThumbnailPending => "thumbnail_pending",
             ApiError::InvalidParts(_) => "invalid_parts",
@@ -223,7 +240,8 @@ impl ApiError {
             ApiError::NameConflict { .. } => "Name conflict",
             ApiError::UploadNotPending { .. } => "Upload not pending",
             ApiError::UploadRejected { .. } => "Upload rejected",
-            ApiError::UploadIncomplete => "Upload incomplete",
+            ApiError::UploadIncomplete | ApiError::PartsMissing { .. } => "Upload incomplete",
+            ApiError::NoSuchPart { .. } => "No such part",
             ApiError::UploadExpired => "Upload expired",
             ApiError::ThumbnailPending => "Thumbnail pending",
             ApiError::InvalidParts(_) => "Invalid parts",
@@ -280,6 +298,16 @@ impl ApiError {
             ApiError::InvalidCursor => {
                 map.insert("parameter".into(), "cursor".into());
             }
+            // The first ones only: a client uploads those and asks again.
+            ApiError::PartsMissing { missing } => {
+                let shown: Vec<u32> = missing.iter().copied().take(MISSING_PARTS_SHOWN).collect();
+                map.insert("missing_parts".into(), shown.into());
+            }
+            ApiError::NoSuchPart { part, part_count } => {
+                map.insert("parameter".into(), "part_numbers".into());
+                map.insert("part_number".into(), (*part).into());
+                map.insert("part_count".into(), part_count.unwrap_or(0).into());
+            }
             _ => {}
         }
         map
@@ -312,7 +340,10 @@ impl ApiError {
         }
         if matches!(
             self,
-            ApiError::ThumbnailPending | ApiError::UploadIncomplete | ApiError::Unavailable(_)
+            ApiError::ThumbnailPending
+                | ApiError::UploadIncomplete
+                | ApiError::PartsMissing { .. }
+                | ApiError::Unavailable(_)
         ) {
             builder = builder.header(http::header::RETRY_AFTER, "1");
         }

@@ -205,6 +205,11 @@ async fn a_single_put_gets_a_fresh_url_after_the_first_expired() {
     assert_eq!(status, 200, "{state}");
     assert_eq!(state["method"], "PUT");
     assert!(state.get("uploaded_parts").is_none());
+    // A single PUT has no parts to narrow the URLs to: a conflict with what this upload is.
+    let (status, problem) = get_upload(&t, &token, &format!("{upload_id}?part_numbers=1")).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "no_such_part");
+    assert_eq!(problem["part_count"], 0);
     assert_eq!(t.put_content(&state, content.clone()).await.status(), 200);
     let file = t
         .wait_for_status(&token, upload["file_id"].as_str().unwrap(), "ready")
@@ -253,12 +258,24 @@ async fn only_the_creator_an_app_or_an_admin_of_the_tenant_sees_an_upload() {
     assert_eq!(get_upload(&t, &admin, upload_id).await.0, 200);
 
     // Malformed asks, unknown and malformed ids.
-    for bad in ["0", "x", "3"] {
+    for bad in ["0", "x", "1,,2"] {
         let (status, problem) =
             get_upload(&t, &alice, &format!("{upload_id}?part_numbers={bad}")).await;
         assert_eq!(status, 400, "{bad}: {problem}");
         assert_eq!(problem["code"], "invalid_parameter");
     }
+    // Well-formed, but this upload has no such part: a conflict with what it is.
+    let planned = upload["parts"].as_array().unwrap().len() as u64;
+    let (status, problem) = get_upload(
+        &t,
+        &alice,
+        &format!("{upload_id}?part_numbers=1,{}", planned + 1),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "no_such_part");
+    assert_eq!(problem["part_number"], planned + 1);
+    assert_eq!(problem["part_count"], planned);
     let (status, _) = get_upload(&t, &alice, "0123456789abcdef0123456789abcdef").await;
     assert_eq!(status, 404);
     let (status, _) = get_upload(&t, &alice, "not-an-id").await;

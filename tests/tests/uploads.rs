@@ -134,6 +134,50 @@ async fn parts_of_another_length_or_a_short_part_list_are_refused() {
 }
 
 #[tokio::test]
+async fn without_a_part_list_complete_uses_the_parts_s3_holds_once_all_are_there() {
+    let t = multipart_stack().await;
+    let token = t.token("acme", "alice");
+    let content = test_bytes(20 * MIB as usize, 9);
+    let (_, upload) = t
+        .create_upload(&token, &json!({"name": "np.bin", "size": content.len(), "content_type": "application/octet-stream"}))
+        .await;
+    let upload_id = upload["upload_id"].as_str().unwrap();
+    let parts = upload["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    let put_part = |index: usize| {
+        let part = &parts[index];
+        let start = index * 8 * MIB as usize;
+        let len = part["size"].as_u64().unwrap() as usize;
+        t.http
+            .put(part["url"].as_str().unwrap())
+            .body(content[start..start + len].to_vec())
+            .send()
+    };
+    assert_eq!(put_part(0).await.unwrap().status(), 200);
+    assert_eq!(put_part(2).await.unwrap().status(), 200);
+
+    // Part 2 is not in S3: the upload cannot complete yet, and the problem says what is missing.
+    let (status, problem) = t.complete(&token, upload_id, None).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "upload_incomplete");
+    assert_eq!(problem["missing_parts"], json!([2]));
+    let (status, problem) = t.complete(&token, upload_id, Some(&json!({}))).await;
+    assert_eq!(status, 409, "an empty object is no list either: {problem}");
+
+    assert_eq!(put_part(1).await.unwrap().status(), 200);
+    let (status, file) = t.complete(&token, upload_id, None).await;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(file["status"], "ready");
+    let bytes = t
+        .download(
+            &token,
+            &format!("/v1/files/{}/content", file["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(sha256_hex(&bytes), sha256_hex(&content));
+}
+
+#[tokio::test]
 async fn complete_processes_a_single_put_at_once_and_refuses_before_the_content_landed() {
     let t = TestStack::start().await;
     let token = t.token("acme", "alice");

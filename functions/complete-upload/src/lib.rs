@@ -12,8 +12,9 @@ use shared::http::authorize;
 use shared::http::{file_response, json_body, respond, upload_id_param};
 use shared::principal::Scope;
 use shared::retry::back_off;
-use shared::storage::StorageError;
+use shared::storage::{StorageError, UploadedPart};
 use shared::{ApiError, App};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use api_types::{CompleteUploadRequest, CompletedPart};
@@ -43,12 +44,29 @@ async fn complete_upload(app: &App, req: &Request) -> Result<Response<Body>, Api
             ..
         } = &session.kind
     {
-        let parts = checked_parts(body.parts.as_deref(), *part_count)?;
-        match app
-            .objects
-            .complete_multipart(&session.object_key, s3_upload_id, &parts)
-            .await
-        {
+        let completed = match body.parts.as_deref() {
+            Some(parts) => {
+                let parts = checked_parts(parts, *part_count)?;
+                app.objects
+                    .complete_multipart(&session.object_key, s3_upload_id, &parts)
+                    .await
+            }
+            // No list: complete with the parts S3 holds, if they are all there.
+            None => match app
+                .objects
+                .list_parts(&session.object_key, s3_upload_id)
+                .await
+            {
+                Ok(uploaded) => {
+                    let parts = parts_from_s3(&uploaded, *part_count)?;
+                    app.objects
+                        .complete_multipart(&session.object_key, s3_upload_id, &parts)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match completed {
             Ok(()) => {}
             // S3 no longer knows the upload: either an earlier call completed it (the object is
             // there: carry on), or it was aborted (by the bucket's lifecycle rule, or concurrently)
@@ -157,14 +175,27 @@ async fn upload_gone(app: &App, before: &UploadSession) -> Result<Response<Body>
     ))
 }
 
-/// S3 wants parts in ascending order, each once; every part of the plan must be there.
-fn checked_parts(
-    parts: Option<&[CompletedPart]>,
+/// Without a part list, the parts are what S3 holds: every part of the plan must be there, or the
+/// content has not all been uploaded yet (409, which a client may retry once its PUTs finish).
+fn parts_from_s3(
+    uploaded: &[UploadedPart],
     part_count: u32,
 ) -> Result<Vec<(u32, String)>, ApiError> {
-    let parts = parts.ok_or_else(|| {
-        ApiError::InvalidParts("a multipart upload needs the list of parts".into())
-    })?;
+    let held: BTreeMap<u32, &str> = uploaded
+        .iter()
+        .map(|part| (part.part_number, part.etag.as_str()))
+        .collect();
+    let missing: Vec<u32> = (1..=part_count).filter(|n| !held.contains_key(n)).collect();
+    if !missing.is_empty() {
+        return Err(ApiError::PartsMissing { missing });
+    }
+    Ok((1..=part_count)
+        .map(|n| (n, held[&n].to_string()))
+        .collect())
+}
+
+/// S3 wants parts in ascending order, each once; every part of the plan must be there.
+fn checked_parts(parts: &[CompletedPart], part_count: u32) -> Result<Vec<(u32, String)>, ApiError> {
     if parts.len() != part_count as usize {
         return Err(ApiError::InvalidParts(format!(
             "expected {part_count} parts, got {}",
@@ -204,13 +235,32 @@ mod tests {
     #[test]
     fn parts_must_be_complete_ordered_and_unique() {
         assert_eq!(
-            checked_parts(Some(&[part(1, "\"a\""), part(2, "b")]), 2).unwrap(),
+            checked_parts(&[part(1, "\"a\""), part(2, "b")], 2).unwrap(),
             vec![(1, "\"a\"".to_string()), (2, "\"b\"".to_string())]
         );
-        assert!(checked_parts(None, 2).is_err());
-        assert!(checked_parts(Some(&[part(1, "a")]), 2).is_err());
-        assert!(checked_parts(Some(&[part(2, "a"), part(1, "b")]), 2).is_err());
-        assert!(checked_parts(Some(&[part(1, "a"), part(1, "b")]), 2).is_err());
-        assert!(checked_parts(Some(&[part(1, ""), part(2, "b")]), 2).is_err());
+        assert!(checked_parts(&[part(1, "a")], 2).is_err());
+        assert!(checked_parts(&[part(2, "a"), part(1, "b")], 2).is_err());
+        assert!(checked_parts(&[part(1, "a"), part(1, "b")], 2).is_err());
+        assert!(checked_parts(&[part(1, ""), part(2, "b")], 2).is_err());
+    }
+
+    fn held(n: u32, etag: &str) -> UploadedPart {
+        UploadedPart {
+            part_number: n,
+            size: 5 << 20,
+            etag: etag.into(),
+        }
+    }
+
+    #[test]
+    fn without_a_list_every_planned_part_must_be_in_s3() {
+        assert_eq!(
+            parts_from_s3(&[held(2, "\"b\""), held(1, "\"a\"")], 2).unwrap(),
+            vec![(1, "\"a\"".to_string()), (2, "\"b\"".to_string())]
+        );
+        match parts_from_s3(&[held(2, "\"b\"")], 3) {
+            Err(ApiError::PartsMissing { missing }) => assert_eq!(missing, vec![1, 3]),
+            other => panic!("expected parts_missing, got {other:?}"),
+        }
     }
 }

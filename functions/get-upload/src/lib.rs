@@ -135,9 +135,10 @@ async fn sign_rest(
     match &session.kind {
         UploadKind::Single => {
             if asked.is_some() {
-                return Err(ApiError::InvalidParameter {
-                    name: "part_numbers",
-                    reason: "this upload is a single PUT, not multipart".into(),
+                let first = asked.and_then(|a| a.first()).copied().unwrap_or(1);
+                return Err(ApiError::NoSuchPart {
+                    part: first,
+                    part_count: None,
                 });
             }
             let presigned = app
@@ -165,9 +166,9 @@ async fn sign_rest(
                 part_count: *part_count,
             };
             if let Some(beyond) = asked.and_then(|a| a.iter().find(|n| **n > *part_count)) {
-                return Err(ApiError::InvalidParameter {
-                    name: "part_numbers",
-                    reason: format!("part {beyond} is beyond this upload's {part_count} parts"),
+                return Err(ApiError::NoSuchPart {
+                    part: *beyond,
+                    part_count: Some(*part_count),
                 });
             }
             let uploaded = match app
