@@ -34,6 +34,28 @@ impl FileStatus {
     }
 }
 
+/// What kind of principal a token names: a person, or a service (claim `principal_type: app`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalType {
+    User,
+    App,
+}
+
+/// Who did something (`created_by`, `updated_by`): the token's `sub` as `id`, whether it was a user
+/// or an app, and the token's OIDC `name` and `email` claims when it had them (as they were then:
+/// a later change of the user's name does not rewrite history).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub principal_type: PrincipalType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
 /// A file as the API answers it (`GET /v1/files/{id}`, listings, `complete`, `PATCH`, ...): no
 /// tenant, no storage keys, no internal version counter. The links are present only where the
 /// route adds them and there is something to fetch.
@@ -55,8 +77,12 @@ pub struct File {
     pub rejection_reason: Option<String>,
     pub trashed: bool,
     pub created_at: String,
-    pub created_by: String,
+    /// Who created the file (its first upload).
+    pub created_by: Actor,
     pub updated_at: String,
+    /// Who made the last change: a PATCH, a trash or restore, a new revision (its uploader) or a
+    /// revision restore. The creator until then.
+    pub updated_by: Actor,
     /// Presigned URL of the current content (ready files that are not in the trash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_url: Option<String>,
@@ -92,7 +118,8 @@ pub struct Revision {
     /// True for the file's current revision.
     pub current: bool,
     pub created_at: String,
-    pub created_by: String,
+    /// Who uploaded this revision (for a restored revision: who restored it).
+    pub created_by: Actor,
     /// Presigned URL of this revision's content (`GET /v1/files/{id}/revisions/{n}` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_url: Option<String>,

@@ -287,7 +287,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     r.content_type.clone(),
                     if r.current { "*".into() } else { String::new() },
                     r.created_at.clone(),
-                    r.created_by.clone(),
+                    who(&r.created_by),
                 ]);
             }
             println!("{table}");
@@ -386,7 +386,9 @@ async fn ls(ctx: &Context, args: &LsArgs) -> Result<(), Failure> {
     if args.json {
         return print_json(&files);
     }
-    let mut table = table(&["ID", "NAME", "SIZE", "TYPE", "STATUS", "PARENT", "UPDATED"]);
+    let mut table = table(&[
+        "ID", "NAME", "SIZE", "TYPE", "STATUS", "PARENT", "UPDATED", "BY",
+    ]);
     for f in &files {
         table.add_row(vec![
             f.id.clone(),
@@ -396,10 +398,20 @@ async fn ls(ctx: &Context, args: &LsArgs) -> Result<(), Failure> {
             f.status.as_str().to_string(),
             f.parent.clone().unwrap_or_default(),
             f.updated_at.clone(),
+            who(&f.updated_by),
         ]);
     }
     println!("{table}");
     Ok(())
+}
+
+/// A person as a table shows them: the token's name, else its email, else the subject id.
+fn who(actor: &api_types::Actor) -> String {
+    actor
+        .name
+        .clone()
+        .or_else(|| actor.email.clone())
+        .unwrap_or_else(|| actor.id.clone())
 }
 
 /// One file to upload, and what to declare for it.

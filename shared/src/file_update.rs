@@ -19,7 +19,8 @@ use lambda_http::Request;
 const MAX_ATTEMPTS: u32 = 10;
 
 /// Applies `change` to the file and stores the result. `change` returns `None` when the file is
-/// already as asked (nothing is written), else the new record; version and `updated_at` are set here.
+/// already as asked (nothing is written), else the new record; version, `updated_at` and
+/// `updated_by` (the caller) are set here.
 pub async fn update_file_with(
     app: &App,
     req: &Request,
@@ -36,6 +37,7 @@ pub async fn update_file_with(
         };
         next.version = file.version + 1;
         next.updated_at = time::now();
+        next.updated_by = Some(principal.actor());
         let written = match app.files.update_file(&file, &next).await {
             // Two transactions on the same items at once: DynamoDB cancels one. Not a lost race
             // in the ETag sense: try again.

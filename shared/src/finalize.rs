@@ -249,6 +249,7 @@ async fn accept(
         &session.content_type,
         session.sha256.as_deref(),
         now,
+        &session.created_by,
     );
     updated.thumbnails = thumbnails.clone();
     let revision = RevisionRecord {

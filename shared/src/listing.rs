@@ -515,7 +515,7 @@ impl ListQuery {
             && self
                 .created_by
                 .as_ref()
-                .is_none_or(|c| &file.created_by == c)
+                .is_none_or(|c| &file.created_by.id == c)
             && self.status.is_none_or(|s| file.status == s)
             && self.created.contains(&file.created_at)
             && self.updated.contains(&file.updated_at)
@@ -1027,7 +1027,8 @@ mod tests {
             expires_at: None,
             trashed_at: None,
             created_at: at,
-            created_by: "alice".into(),
+            created_by: crate::domain::actor::user("alice"),
+            updated_by: None,
             updated_at: at + chrono::Duration::seconds(100 - n as i64),
             version: 1,
         }

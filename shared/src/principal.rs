@@ -4,6 +4,7 @@
 //! The handler never sees the raw token. API Gateway flattens every claim to a string, so scopes come
 //! from the authorizer's `scopes` list or from the space-separated `scope` claim.
 
+use crate::domain::actor;
 use crate::error::ApiError;
 use lambda_http::request::RequestContext;
 use std::collections::HashMap;
@@ -18,6 +19,10 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// `app` for service tokens (claim `principal_type: app`), else a user.
     pub kind: PrincipalKind,
+    /// The OIDC `name` claim, bounded ([`crate::domain::actor::bounded_name`]).
+    pub name: Option<String>,
+    /// The OIDC `email` claim, when it is a plausible address of at most 254 characters.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +108,22 @@ impl Principal {
             subject: subject.clone(),
             scopes,
             kind,
+            name: claims.get("name").and_then(|n| actor::bounded_name(n)),
+            email: claims.get("email").and_then(|e| actor::bounded_email(e)),
         })
+    }
+
+    /// The caller as recorded in `created_by` / `updated_by`.
+    pub fn actor(&self) -> actor::Actor {
+        actor::Actor {
+            id: self.subject.clone(),
+            principal_type: match self.kind {
+                PrincipalKind::User => actor::PrincipalType::User,
+                PrincipalKind::App => actor::PrincipalType::App,
+            },
+            name: self.name.clone(),
+            email: self.email.clone(),
+        }
     }
 
     /// The highest scope the token grants, if any.
@@ -123,8 +143,8 @@ impl Principal {
 
     /// Replacing the content of someone else's file is for apps and admins (as Twake allows only
     /// apps to overwrite): a user may only add revisions to files they created.
-    pub fn may_replace_content_of(&self, created_by: &str) -> Result<(), ApiError> {
-        if self.subject == created_by
+    pub fn may_replace_content_of(&self, created_by: &actor::Actor) -> Result<(), ApiError> {
+        if self.subject == created_by.id
             || self.kind == PrincipalKind::App
             || self.granted() == Some(Scope::Admin)
         {
@@ -137,7 +157,7 @@ impl Principal {
     /// Completing or aborting an upload follows the same rule as replacing content: aborting can
     /// delete the never-filled file the upload created, completing decides when its content
     /// becomes a revision. `created_by` is the upload session's creator.
-    pub fn may_act_on_upload(&self, created_by: &str) -> Result<(), ApiError> {
+    pub fn may_act_on_upload(&self, created_by: &actor::Actor) -> Result<(), ApiError> {
         self.may_replace_content_of(created_by)
             .map_err(|_| ApiError::NotUploadOwner)
     }
@@ -166,6 +186,8 @@ mod tests {
             subject: "alice".into(),
             scopes: scopes.split_whitespace().map(str::to_string).collect(),
             kind,
+            name: None,
+            email: None,
         }
     }
 
@@ -185,19 +207,21 @@ mod tests {
     #[test]
     fn only_owners_apps_and_admins_replace_content() {
         let user = principal("files:write", PrincipalKind::User);
-        assert!(user.may_replace_content_of("alice").is_ok());
+        assert!(user.may_replace_content_of(&actor::user("alice")).is_ok());
         assert_eq!(
-            user.may_replace_content_of("bob").unwrap_err().code(),
+            user.may_replace_content_of(&actor::user("bob"))
+                .unwrap_err()
+                .code(),
             "not_file_owner"
         );
         assert!(
             principal("files:write", PrincipalKind::App)
-                .may_replace_content_of("bob")
+                .may_replace_content_of(&actor::user("bob"))
                 .is_ok()
         );
         assert!(
             principal("files:admin", PrincipalKind::User)
-                .may_replace_content_of("bob")
+                .may_replace_content_of(&actor::user("bob"))
                 .is_ok()
         );
     }

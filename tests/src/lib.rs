@@ -223,6 +223,62 @@ impl TestStack {
             .expect("get file")
     }
 
+    /// Any API request with an optional JSON body (PATCH sends it as a merge patch); returns the
+    /// status and the JSON body (null when there is none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let content_type = if method == reqwest::Method::PATCH {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", content_type)
+                .body(body.to_string());
+        }
+        let resp = request.send().await.expect("API request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Declares `body` (`POST /v1/uploads`), PUTs `content` and waits until the file (or the new
+    /// revision) is processed; returns the file as `GET /v1/files/{id}` answers it then.
+    pub async fn upload(&self, token: &str, body: &Value, content: &[u8]) -> Value {
+        let (status, upload) = self.create_upload(token, body).await;
+        assert_eq!(status, 201, "{upload}");
+        let before = match upload["creates_file"].as_bool() {
+            Some(false) => {
+                let file: Value = self
+                    .get_file(token, upload["file_id"].as_str().unwrap())
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+                file["revision"].as_u64().unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let put = self.put_content(&upload, content.to_vec()).await;
+        assert_eq!(put.status(), 200, "PUT of {body}");
+        let file_id = upload["file_id"].as_str().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let file: Value = self.get_file(token, file_id).await.json().await.unwrap();
+            if file["status"] == "ready" && file["revision"].as_u64() > Some(before) {
+                return file;
+            }
+            assert!(Instant::now() < deadline, "never processed: {file}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Polls the file until its status is `status` (S3 events are asynchronous), or panics.
     pub async fn wait_for_status(&self, token: &str, file_id: &str, status: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(15);

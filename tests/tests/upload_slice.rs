@@ -72,7 +72,8 @@ async fn upload_process_read_and_download_round_trip() {
     assert_eq!(ready["parent"], "case-42");
     assert_eq!(ready["tags"], json!(["legal", "q3"]));
     assert_eq!(ready["metadata"], json!({"case-id": "42"}));
-    assert_eq!(ready["created_by"], "alice");
+    assert_eq!(ready["created_by"], json!({"id": "alice", "type": "user"}));
+    assert_eq!(ready["updated_by"], ready["created_by"]);
     assert_eq!(ready["sha256"], sha256_hex(&content).as_str());
     for field in ["created_at", "updated_at", "content_type"] {
         assert!(ready[field].is_string(), "{field} in {ready}");

@@ -119,7 +119,7 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
         creates_file: matches!(target, Target::NewFile(_)),
         base_revision: None,
         rejection_reason: None,
-        created_by: principal.subject.clone(),
+        created_by: principal.actor(),
         created_at: now,
         expires_at: session_expires_at,
     };
@@ -222,8 +222,9 @@ fn new_file(
         )),
         trashed_at: None,
         created_at: now,
-        created_by: principal.subject.clone(),
+        created_by: principal.actor(),
         updated_at: now,
+        updated_by: None,
         version: 1,
     })
 }

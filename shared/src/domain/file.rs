@@ -1,5 +1,6 @@
 //! A file: what the client attached, and the state of its content.
 
+use super::actor::Actor;
 use super::time::{Timestamp, optional_rfc3339_millis, rfc3339_millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -68,9 +69,19 @@ pub struct FileRecord {
     pub trashed_at: Option<Timestamp>,
     #[serde(with = "rfc3339_millis")]
     pub created_at: Timestamp,
-    pub created_by: String,
+    /// Records written before actors had a type, name and email hold the `sub` string.
+    #[serde(deserialize_with = "super::actor::stored")]
+    pub created_by: Actor,
     #[serde(with = "rfc3339_millis")]
     pub updated_at: Timestamp,
+    /// Who made the change that set `updated_at`; absent on records written before it was kept
+    /// and on files never changed since their creation (then it is `created_by`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::actor::stored_optional"
+    )]
+    pub updated_by: Option<Actor>,
     /// Bumped by every change to the record: the basis of the ETag and of conditional writes.
     pub version: u64,
 }
@@ -99,6 +110,10 @@ impl FileRecord {
             created_at: super::time::format(&self.created_at),
             created_by: self.created_by.clone(),
             updated_at: super::time::format(&self.updated_at),
+            updated_by: self
+                .updated_by
+                .clone()
+                .unwrap_or_else(|| self.created_by.clone()),
             download_url: None,
             download_url_expires_at: None,
             thumbnails: None,
@@ -107,7 +122,8 @@ impl FileRecord {
 }
 
 impl FileRecord {
-    /// The record after an accepted upload: the next revision, with the landed object's size.
+    /// The record after an accepted upload: the next revision, with the landed object's size,
+    /// changed by the upload's creator `by`.
     pub fn with_new_revision(
         &self,
         object_key: &str,
@@ -115,6 +131,7 @@ impl FileRecord {
         content_type: &str,
         sha256: Option<&str>,
         at: Timestamp,
+        by: &Actor,
     ) -> FileRecord {
         FileRecord {
             size,
@@ -127,6 +144,7 @@ impl FileRecord {
             thumbnails: Thumbnails::Pending,
             expires_at: None,
             updated_at: at,
+            updated_by: Some(by.clone()),
             version: self.version + 1,
             ..self.clone()
         }

@@ -114,7 +114,8 @@ mod tests {
             expires_at: None,
             trashed_at: None,
             created_at: now,
-            created_by: "alice".into(),
+            created_by: crate::domain::actor::user("alice"),
+            updated_by: None,
             updated_at: now,
             version: 3,
         }

@@ -20,7 +20,9 @@ pub struct RevisionRecord {
     pub thumbnails: Thumbnails,
     #[serde(with = "rfc3339_millis")]
     pub created_at: Timestamp,
-    pub created_by: String,
+    /// The upload's creator (or the restorer); the bare `sub` string in older records.
+    #[serde(deserialize_with = "super::actor::stored")]
+    pub created_by: super::actor::Actor,
 }
 
 impl RevisionRecord {

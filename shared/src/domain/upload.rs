@@ -77,7 +77,10 @@ pub struct UploadSession {
     pub base_revision: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_reason: Option<String>,
-    pub created_by: String,
+    /// Who started the upload: it becomes the revision's `created_by` (and the file's, or its
+    /// `updated_by`). The bare `sub` string in sessions written before.
+    #[serde(deserialize_with = "super::actor::stored")]
+    pub created_by: super::actor::Actor,
     #[serde(with = "rfc3339_millis")]
     pub created_at: Timestamp,
     /// When the session ends ([`session_lifetime`] after it started); each presigned URL expires
@@ -175,7 +178,7 @@ mod tests {
             creates_file: true,
             base_revision: None,
             rejection_reason: None,
-            created_by: "alice".into(),
+            created_by: crate::domain::actor::user("alice"),
             created_at: now,
             expires_at: now,
         }
