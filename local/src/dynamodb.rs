@@ -496,6 +496,8 @@ pub struct TableDefinition {
     pub local_secondary_indexes: Vec<SecondaryIndex>,
     /// The attribute holding each item's expiry time, when the template enables TTL.
     pub time_to_live_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType` (`NEW_IMAGE`, ...), when the table has a stream.
+    pub stream_view_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -595,6 +597,13 @@ struct TemplateTableProperties {
     #[serde(default)]
     local_secondary_indexes: Vec<SecondaryIndex>,
     time_to_live_specification: Option<TemplateTimeToLive>,
+    stream_specification: Option<TemplateStream>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TemplateStream {
+    stream_view_type: String,
 }
 
 #[derive(Deserialize)]
@@ -680,6 +689,9 @@ impl TableDefinition {
             global_secondary_indexes: properties.global_secondary_indexes,
             local_secondary_indexes: properties.local_secondary_indexes,
             time_to_live_attribute,
+            stream_view_type: properties
+                .stream_specification
+                .map(|stream| stream.stream_view_type),
         })
     }
 
@@ -776,6 +788,18 @@ pub async fn create_table(
         // DynamoDB rejects an empty index list, so send none at all.
         .set_global_secondary_indexes(non_empty(global_secondary_indexes))
         .set_local_secondary_indexes(non_empty(local_secondary_indexes))
+        .set_stream_specification(
+            definition
+                .stream_view_type
+                .as_deref()
+                .map(|view| {
+                    aws_sdk_dynamodb::types::StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(view.into())
+                        .build()
+                })
+                .transpose()?,
+        )
         .send()
         .await;
     match created {

@@ -5,8 +5,10 @@
 pub mod authorizer;
 pub mod cors;
 pub mod dynamodb;
+pub mod event_filter;
 pub mod gateway;
 pub mod s3;
 pub mod s3_lifecycle;
 pub mod stack;
+pub mod streams;
 pub mod template;

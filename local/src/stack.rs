@@ -15,6 +15,7 @@ use crate::gateway::{
 };
 use crate::s3::{ObjectCreatedListener, S3Endpoint, S3EndpointConfig};
 use crate::s3_lifecycle::LifecycleRule;
+use crate::streams::{StreamHandler, StreamPoller};
 use crate::template::SamTemplate;
 use aws_lambda_events::s3::S3Event;
 use lambda_http::{Body, Request, Response};
@@ -54,6 +55,9 @@ pub struct StackOptions {
     /// Template parameter values (as `sam deploy --parameter-overrides`), e.g. `CorsAllowedOrigin`;
     /// the others take their `Default`.
     pub template_parameters: HashMap<String, String>,
+    /// Whether the template's DynamoDB stream event source mappings poll (on AWS a mapping can be
+    /// disabled too); tests that inspect a half-finished state turn them off.
+    pub stream_mappings_enabled: bool,
 }
 
 impl StackOptions {
@@ -73,6 +77,7 @@ impl StackOptions {
             config: local_config("files-local", "files-local"),
             event_retry_delays: vec![Duration::from_millis(200), Duration::from_secs(1)],
             template_parameters: HashMap::new(),
+            stream_mappings_enabled: true,
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct LocalStack {
     dynamodb: Option<DynamoDbLocal>,
     /// A client of the S3 endpoint for the stack's own checks (one, so connections are reused).
     s3_client: aws_sdk_s3::Client,
+    /// The template's DynamoDB stream event source mappings, polling.
+    _stream_pollers: Vec<StreamPoller>,
 }
 
 impl LocalStack {
@@ -166,6 +173,32 @@ impl LocalStack {
         }
         let gateway = gateway.serve(options.gateway_addr).await?;
 
+        let mut stream_pollers = Vec::new();
+        let mappings = template.stream_mappings()?;
+        for mapping in mappings
+            .into_iter()
+            .filter(|_| options.stream_mappings_enabled)
+        {
+            if mapping.table != FILES_TABLE_LOGICAL_ID {
+                return Err(format!("no local table for stream mapping {mapping:?}").into());
+            }
+            let handler = stream_handler(&app, &mapping.binary)?;
+            stream_pollers.push(
+                StreamPoller::start(
+                    &dynamodb_endpoint,
+                    &options.config.table_name,
+                    mapping,
+                    handler,
+                    options
+                        .event_retry_delays
+                        .first()
+                        .copied()
+                        .unwrap_or(Duration::from_millis(200)),
+                )
+                .await?,
+            );
+        }
+
         let s3_client = local_s3_client(&s3.endpoint_url());
         Ok(LocalStack {
             app,
@@ -174,6 +207,7 @@ impl LocalStack {
             dynamodb_endpoint,
             dynamodb,
             s3_client,
+            _stream_pollers: stream_pollers,
         })
     }
 
@@ -400,6 +434,25 @@ pub fn route_handlers(app: &Arc<App>) -> HashMap<String, RouteHandler> {
         .into_iter()
         .map(|(binary, handler)| (binary.to_string(), handler))
         .collect()
+}
+
+/// The function a stream mapping of the template invokes, by binary name. Its budget is what
+/// Lambda gives it: the template's 900 s timeout, less `shared::lambda::STREAM_SAFETY_MARGIN`.
+fn stream_handler(app: &Arc<App>, binary: &str) -> Result<StreamHandler, BoxError> {
+    match binary {
+        "finish-deletes" => {
+            let app = app.clone();
+            Ok(Arc::new(move |event| {
+                let app = app.clone();
+                Box::pin(async move {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(900)
+                        - shared::lambda::STREAM_SAFETY_MARGIN;
+                    finish_deletes::handle(app, event, deadline).await
+                })
+            }))
+        }
+        other => Err(format!("no local handler for the stream function {other}").into()),
+    }
 }
 
 /// Delivers S3 events to `process_upload::handle`, retrying failures as Lambda does for

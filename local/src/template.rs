@@ -157,6 +157,117 @@ impl SamTemplate {
     }
 }
 
+/// One `DynamoDB` event of a function: an event source mapping on a table's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamMapping {
+    /// Cargo binary of the function it invokes.
+    pub binary: String,
+    /// Logical id of the table whose stream it reads (`Stream: !GetAtt <table>.StreamArn`).
+    pub table: String,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    /// Records per invocation at most (`BatchSize`, default 100 as on AWS).
+    pub batch_size: usize,
+    /// Retries of a failing batch before it goes to the on-failure destination
+    /// (`MaximumRetryAttempts`; -1, AWS's default, retries until the record expires).
+    pub maximum_retry_attempts: i64,
+    /// `FunctionResponseTypes` holds `ReportBatchItemFailures`.
+    pub reports_batch_item_failures: bool,
+    /// Each `FilterCriteria.Filters[].Pattern`, parsed; a record is delivered when any matches.
+    pub filter_patterns: Vec<serde_json::Value>,
+}
+
+impl SamTemplate {
+    /// Every `DynamoDB` event of every function.
+    pub fn stream_mappings(&self) -> Result<Vec<StreamMapping>, TemplateError> {
+        let mut mappings = Vec::new();
+        let Some(resources) = self.document.get("Resources").and_then(Value::as_mapping) else {
+            return Ok(mappings);
+        };
+        for function in &self.functions {
+            let Some(events) = resources
+                .get(function.logical_id.as_str())
+                .and_then(|r| r.get("Properties"))
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping)
+            else {
+                continue;
+            };
+            for (name, event) in events {
+                if event.get("Type").and_then(Value::as_str) != Some(DYNAMODB_EVENT_TYPE) {
+                    continue;
+                }
+                let problem = |what: &str| {
+                    invalid(
+                        &function.logical_id,
+                        format!("DynamoDB event {}: {what}", name.as_str().unwrap_or("?")),
+                    )
+                };
+                let properties = event
+                    .get("Properties")
+                    .ok_or_else(|| problem("no Properties"))?;
+                let table = match properties.get("Stream") {
+                    Some(Value::Tagged(tagged)) if tagged.tag == "GetAtt" => tagged
+                        .value
+                        .as_str()
+                        .and_then(|t| t.strip_suffix(".StreamArn"))
+                        .map(str::to_owned),
+                    _ => None,
+                }
+                .ok_or_else(|| problem("Stream must be !GetAtt <table>.StreamArn"))?;
+                let mut filter_patterns = Vec::new();
+                if let Some(filters) = properties
+                    .get("FilterCriteria")
+                    .and_then(|c| c.get("Filters"))
+                    .and_then(Value::as_sequence)
+                {
+                    for filter in filters {
+                        let pattern = filter
+                            .get("Pattern")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| problem("a filter without a Pattern string"))?;
+                        let pattern: serde_json::Value = serde_json::from_str(pattern)
+                            .map_err(|e| problem(&format!("a Pattern is not JSON: {e}")))?;
+                        crate::event_filter::validate(&pattern)
+                            .map_err(|e| problem(&format!("a Pattern is not supported: {e}")))?;
+                        filter_patterns.push(pattern);
+                    }
+                }
+                mappings.push(StreamMapping {
+                    binary: function.binary.clone(),
+                    table,
+                    starting_position: properties
+                        .get("StartingPosition")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| problem("no StartingPosition"))?
+                        .to_owned(),
+                    batch_size: properties
+                        .get("BatchSize")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(100) as usize,
+                    maximum_retry_attempts: properties
+                        .get("MaximumRetryAttempts")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(-1),
+                    reports_batch_item_failures: properties
+                        .get("FunctionResponseTypes")
+                        .and_then(Value::as_sequence)
+                        .is_some_and(|types| {
+                            types
+                                .iter()
+                                .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
+                        }),
+                    filter_patterns,
+                });
+            }
+        }
+        Ok(mappings)
+    }
+}
+
+/// The SAM event type of a DynamoDB stream event source mapping.
+pub const DYNAMODB_EVENT_TYPE: &str = "DynamoDB";
+
 /// The event type given to a function that is another's `OnFailure` destination.
 pub const DESTINATION_EVENT_TYPE: &str = "OnFailureDestination";
 

@@ -199,7 +199,21 @@ async fn verify(
         let actual = match s3_checked_sha256(session, head) {
             Some(digest) => digest,
             None if effort == Effort::Bounded => return Ok(Verdict::NeedsFullEffort),
-            None => app.objects.sha256(&session.object_key, head.size).await?,
+            None => {
+                let started = std::time::Instant::now();
+                let digest = app.objects.sha256(&session.object_key, head.size).await?;
+                // The figure that sizes process-upload's timeout (BENCHMARKS.md, "Verification
+                // throughput"): watch it on AWS, where the S3 side cannot be measured locally.
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    upload_id = %session.upload_id,
+                    bytes = head.size,
+                    seconds,
+                    mb_per_second = head.size as f64 / 1e6 / seconds.max(1e-9),
+                    "object hashed"
+                );
+                digest
+            }
         };
         if let Err(rejection) = check_sha256(declared, &actual) {
             return Ok(Verdict::Checked(Err(rejection)));

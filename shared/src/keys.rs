@@ -27,6 +27,14 @@ pub fn file_pk(tenant: &str, file_id: &str) -> String {
     format!("T#{tenant}#F#{file_id}")
 }
 
+/// Tenant and file id of a [`file_pk`] (tenant ids never hold `#`, see
+/// [`crate::principal::is_valid_tenant_id`]).
+pub fn parse_file_pk(pk: &str) -> Option<(&str, &str)> {
+    let (tenant, file_id) = pk.strip_prefix("T#")?.split_once("#F#")?;
+    (!tenant.is_empty() && !file_id.is_empty() && !file_id.contains('#'))
+        .then_some((tenant, file_id))
+}
+
 pub fn revision_sk(revision: u32) -> String {
     format!("REV#{revision:010}")
 }
@@ -122,6 +130,16 @@ pub fn thumbnail_key(object_key: &str, size: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_keys_parse_back() {
+        assert_eq!(
+            parse_file_pk(&file_pk("acme", "01ab")),
+            Some(("acme", "01ab"))
+        );
+        assert_eq!(parse_file_pk("T#acme#U#01ab"), None);
+        assert_eq!(parse_file_pk("T##F#01ab"), None);
+    }
 
     #[test]
     fn event_keys_are_form_decoded() {

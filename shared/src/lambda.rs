@@ -58,6 +58,46 @@ where
     .await
 }
 
+/// How long before the invocation's deadline a stream batch handler stops starting work: time for
+/// the step under way and the answer.
+pub const STREAM_SAFETY_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs the handler of a DynamoDB stream event source mapping. The handler gets the instant to
+/// stop starting work (the invocation's deadline less [`STREAM_SAFETY_MARGIN`]) and answers which
+/// records failed (`ReportBatchItemFailures`); it never fails the whole batch.
+pub async fn run_stream_batches<F, Fut>(handler: F) -> Result<(), LambdaError>
+where
+    F: Fn(Arc<App>, aws_lambda_events::dynamodb::Event, tokio::time::Instant) -> Fut
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = aws_lambda_events::streams::DynamoDbEventResponse> + Send + 'static,
+{
+    init_logging();
+    let app = Arc::new(App::from_env().await?);
+    let handler = Arc::new(handler);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<aws_lambda_events::dynamodb::Event>| {
+            let (app, handler) = (app.clone(), handler.clone());
+            async move {
+                let deadline = stop_starting_at(&event.context);
+                Ok::<_, LambdaError>(handler(app, event.payload, deadline).await)
+            }
+        },
+    ))
+    .await
+}
+
+/// The invocation's deadline (epoch milliseconds in the context) as an `Instant`, less the margin.
+fn stop_starting_at(context: &lambda_runtime::Context) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let left = std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    tokio::time::Instant::now() + left.saturating_sub(STREAM_SAFETY_MARGIN)
+}
+
 /// Logs to stdout as Lambda's advanced logging controls ask: JSON lines when the function's
 /// `LoggingConfig.LogFormat` is `JSON` (`AWS_LAMBDA_LOG_FORMAT`), the level from
 /// `AWS_LAMBDA_LOG_LEVEL`, else from `RUST_LOG`, else INFO.

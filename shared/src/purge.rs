@@ -20,9 +20,8 @@
 //!    missing object succeeds, so the next run simply deletes them again.
 //! 3. When no revision record is left, the marker goes, last.
 //!
-//! Whoever finds a marker resumes at step 2: a repeated `DELETE` does, and so must something that
-//! does not depend on the client: see the delete-file crate's documentation for what does that on
-//! AWS and what the local stack lacks for it.
+//! Whoever finds a marker resumes at step 2: a repeated `DELETE` does, and so does, without any
+//! client, the `finish-deletes` function, which the table's stream invokes for every new marker.
 
 use crate::App;
 use crate::domain::THUMBNAIL_SIZES;

@@ -34,19 +34,39 @@ impl TestStack {
 
     /// A stack whose functions run with a changed configuration (limits, thresholds).
     pub async fn start_with(configure: impl FnOnce(&mut shared::Config)) -> TestStack {
-        let dynamodb = match std::env::var(DYNAMODB_ENDPOINT_ENV) {
-            Ok(endpoint_url) if !endpoint_url.is_empty() => {
-                DynamoDbSource::Existing { endpoint_url }
-            }
-            _ => DynamoDbSource::Start(DynamoDbLocalOptions::default()),
-        };
-        Self::start_on(dynamodb, configure).await
+        Self::start_on(Self::default_dynamodb(), configure).await
     }
 
     /// A stack on the given DynamoDB (a test that stops its DynamoDB Local starts its own).
     pub async fn start_on(
         dynamodb: DynamoDbSource,
         configure: impl FnOnce(&mut shared::Config),
+    ) -> TestStack {
+        Self::start_with_options(dynamodb, |options| configure(&mut options.config)).await
+    }
+
+    /// A stack on the default DynamoDB without the template's stream event source mappings (as
+    /// if they were disabled): what is left half-done stays so, for a test to look at.
+    pub async fn start_without_stream_mappings() -> TestStack {
+        Self::start_with_options(Self::default_dynamodb(), |options| {
+            options.stream_mappings_enabled = false
+        })
+        .await
+    }
+
+    fn default_dynamodb() -> DynamoDbSource {
+        match std::env::var(DYNAMODB_ENDPOINT_ENV) {
+            Ok(endpoint_url) if !endpoint_url.is_empty() => {
+                DynamoDbSource::Existing { endpoint_url }
+            }
+            _ => DynamoDbSource::Start(DynamoDbLocalOptions::default()),
+        }
+    }
+
+    /// A stack with changed start options (configuration, mappings).
+    pub async fn start_with_options(
+        dynamodb: DynamoDbSource,
+        configure: impl FnOnce(&mut StackOptions),
     ) -> TestStack {
         let data = tempfile::tempdir().expect("temp dir");
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
@@ -65,9 +85,10 @@ impl TestStack {
             config: local_config(&format!("files-{suffix}"), &format!("files-{suffix}")),
             event_retry_delays: vec![Duration::from_millis(50), Duration::from_millis(200)],
             template_parameters: Default::default(),
+            stream_mappings_enabled: true,
         };
         let mut options = options;
-        configure(&mut options.config);
+        configure(&mut options);
         let stack = LocalStack::start(options)
             .await
             .expect("local stack starts");

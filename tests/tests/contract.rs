@@ -202,6 +202,29 @@ fn every_function_has_a_fixture_event_of_its_kind() {
                 "{}",
                 path.display()
             );
+        } else if function
+            .event_types
+            .iter()
+            .any(|t| t == local_stack::template::DYNAMODB_EVENT_TYPE)
+        {
+            let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: not a DynamoDB stream event: {e}", path.display()));
+            assert!(!event.records.is_empty(), "{}", path.display());
+            // And the template's filter delivers it: the fixture is what the function really gets.
+            let record: serde_json::Value =
+                serde_json::from_str::<serde_json::Value>(&text).unwrap()["Records"][0].clone();
+            for mapping in template.stream_mappings().unwrap() {
+                if mapping.binary == function.binary {
+                    assert!(
+                        mapping
+                            .filter_patterns
+                            .iter()
+                            .any(|p| local_stack::event_filter::matches(p, &record)),
+                        "{}: the template's FilterCriteria would drop it",
+                        path.display()
+                    );
+                }
+            }
         } else {
             panic!(
                 "{}: no check for events of {:?}",

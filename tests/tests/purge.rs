@@ -47,7 +47,9 @@ async fn items_under_file(t: &TestStack, file_id: &str) -> usize {
 #[tokio::test]
 async fn an_interrupted_permanent_delete_of_many_revisions_resumes_and_leaves_nothing() {
     use shared::purge::{Budget, Progress, REVISIONS_PER_CHUNK, purge_file};
-    let t = TestStack::start().await;
+    // Without the stream mapping, which would finish the delete while this test looks at it
+    // half-done (the next test covers it).
+    let t = TestStack::start_without_stream_mappings().await;
     let token = t.token("acme", "alice");
     let admin = t.token_with("acme", "root", "files:admin");
     let (_, upload) = t
@@ -187,4 +189,70 @@ async fn an_interrupted_permanent_delete_of_many_revisions_resumes_and_leaves_no
         )
         .await;
     assert_eq!(status, 201, "the name is free: {body}");
+}
+
+/// A permanent delete whose run died right after marking the file (a crash, a timeout, a client
+/// that got 202 and walked away) is finished by the table's stream: `finish-deletes`, invoked by
+/// the template's event source mapping for the marker's record, purges every revision, object and
+/// thumbnail, then the marker. Nobody calls DELETE again.
+#[tokio::test]
+async fn an_abandoned_permanent_delete_is_finished_by_the_table_stream() {
+    use shared::purge::REVISIONS_PER_CHUNK;
+    let t = TestStack::start().await;
+    let token = t.token("acme", "alice");
+    let (_, upload) = t
+        .create_upload(
+            &token,
+            &json!({"name": "abandoned.txt", "size": 2, "content_type": "text/plain", "tags": ["t"]}),
+        )
+        .await;
+    t.put_content(&upload, b"v1".to_vec()).await;
+    let (status, file) = t
+        .complete(&token, upload["upload_id"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(status, 200, "{file}");
+    let id = file["id"].as_str().unwrap().to_string();
+    // More revisions than one purge chunk.
+    let revisions = REVISIONS_PER_CHUNK + 5;
+    for _ in 2..=revisions {
+        let (status, body) = call(
+            &t,
+            reqwest::Method::POST,
+            &format!("/v1/files/{id}/revisions/1/restore"),
+            &token,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(items_under_file(&t, &id).await, 1 + revisions);
+    assert!(t.stack.list_objects().await.len() >= revisions);
+
+    // Step 1 of DELETE, and nothing after it.
+    let app = &t.stack.app;
+    let shared::store::FileForDelete::Live(record) = app
+        .files
+        .file_for_delete("acme", &id)
+        .await
+        .unwrap()
+        .unwrap()
+    else {
+        panic!("the file is live");
+    };
+    app.files.mark_file_deleting(&record).await.unwrap();
+    assert_eq!(t.get_file(&token, &id).await.status(), 404);
+
+    let waited = std::time::Instant::now();
+    while items_under_file(&t, &id).await > 0 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "the stream did not finish the delete: {} items left",
+            items_under_file(&t, &id).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let left = t.stack.list_objects().await;
+    assert!(left.is_empty(), "objects left behind: {left:?}");
+    integration_tests::orphans::OrphanCheck::after_lifecycle(&t)
+        .await
+        .assert_none("a permanent delete abandoned after marking");
 }

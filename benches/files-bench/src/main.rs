@@ -11,6 +11,8 @@
 //!   scheduled start) against a running `files-local`, with a bare DynamoDB Local GetItem and the
 //!   gateway's own 404 as anchors at the same rate.
 //! - `end-to-end`: a JPEG PUT to S3 → the record `ready` → its thumbnails, through `files-local`.
+//! - `verify`: SHA-256 throughput of an uploaded object the ways process-upload could read it,
+//!   beside `sha256sum`: what sizes the function's timeout.
 //!
 //! The bench code is plain Rust so that it runs wherever the local stack runs; it measures, it
 //! asserts nothing (benchmarks are not tests).
@@ -22,11 +24,12 @@ mod end_to_end;
 mod handlers;
 mod load;
 mod stats;
+mod verify;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: files-bench <cold-start|handlers|load|end-to-end> [flags]   (files-bench <command> --help)";
+usage: files-bench <cold-start|handlers|load|end-to-end|verify> [flags]   (files-bench <command> --help)";
 
 fn main() -> ExitCode {
     let mut argv = std::env::args().skip(1);
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         "handlers" => handlers::main(rest),
         "load" => load::main(rest),
         "end-to-end" => end_to_end::main(rest),
+        "verify" => verify::main(rest),
         _ => Err(USAGE.to_string()),
     };
     match result {

@@ -9,15 +9,12 @@
 //! records second), the marker last. A repeated DELETE finds the marker and resumes; so a run that
 //! timed out, crashed or answered 202 leaves nothing that the next run cannot reach.
 //!
-//! Finishing without the client: on AWS the marker write itself must be the job, so that no crash
-//! can separate "marked" from "scheduled". That is a DynamoDB Streams event source mapping on the
-//! table, filtered to records whose new image has `deleting_since`, invoking a (non-HTTP, 15-minute)
-//! function that runs `shared::purge::purge_file` until `Done`; the mapping retries a failed batch
-//! until it succeeds or the stream record is 24 h old, then hands it to an on-failure SQS queue with
-//! an alarm. Not built yet: the template has no stream on FilesTable and no such function, and the
-//! local stack has no event source mapping that would poll a DynamoDB Local stream and invoke it
-//! (DynamoDB Local serves the Streams API; the poller is what is missing). Until then an abandoned
-//! delete is finished by the next DELETE of the same id.
+//! Finishing without the client: the marker write itself is the job, so that no crash can separate
+//! "marked" from "scheduled". FilesTable's stream, filtered to file records that became markers,
+//! invokes `finish-deletes` (a 15-minute function that runs `shared::purge::purge_file` until
+//! `Done`; its failures are retried from the stream, then go to a queue with an alarm). Locally the
+//! stack polls DynamoDB Local's stream as Lambda's event source mapping does
+//! (`local_stack::streams`). A repeated DELETE still resumes too.
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::http::{authorize, file_id_param, no_content, respond};
