@@ -69,7 +69,8 @@ pub enum Trashed {
 
 impl App {
     /// The principal's tenant's file `file_id`; 404 for a missing file, a file of another tenant
-    /// (the key is tenant-scoped, so it is simply not found) and, unless included, a trashed one.
+    /// (the key is tenant-scoped, so it is simply not found), a file in a parent a limited token
+    /// does not name (`Principal::may_see`: the same 404) and, unless included, a trashed one.
     pub async fn file_of(
         &self,
         principal: &crate::principal::Principal,
@@ -79,7 +80,32 @@ impl App {
         self.files
             .get_file(&principal.tenant_id, file_id)
             .await?
+            .filter(|f| principal.may_see(f))
             .filter(|f| trashed == Trashed::Include || f.trashed_at.is_none())
             .ok_or(crate::ApiError::NotFound("file"))
+    }
+
+    /// The principal's tenant's upload session `upload_id`; 404 when there is none and, for a
+    /// token limited to some parents, when its file is not one the token may see (or is gone:
+    /// then nothing says its parent). Only limited tokens pay the extra read of the file.
+    pub async fn upload_of(
+        &self,
+        principal: &crate::principal::Principal,
+        upload_id: &str,
+    ) -> Result<crate::domain::UploadSession, crate::ApiError> {
+        let not_found = || crate::ApiError::NotFound("upload");
+        let session = self
+            .files
+            .get_upload(&principal.tenant_id, upload_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if principal.parents.is_some() {
+            self.files
+                .get_file(&principal.tenant_id, &session.file_id)
+                .await?
+                .filter(|f| principal.may_see(f))
+                .ok_or_else(not_found)?;
+        }
+        Ok(session)
     }
 }

@@ -41,6 +41,14 @@ pub enum ApiError {
     /// The token is valid but carries no usable tenant claim.
     #[error("the token carries no valid tenant claim {claim}")]
     MissingTenant { claim: String },
+    /// A claim the API reads (the per-container `files_parents`) has a value it cannot use: it is
+    /// refused rather than ignored, since ignoring a limit would widen the token.
+    #[error("the token's {claim} claim is not valid: {reason}")]
+    InvalidTokenClaim { claim: &'static str, reason: String },
+    /// The token is limited to some parents, and the parent a new or moved file would get is not
+    /// one of them.
+    #[error("this token may only put files into the parents its {claim} claim names")]
+    ParentNotPermitted { claim: &'static str },
     /// The token lacks the scope the route needs.
     #[error("this needs the {needed} scope")]
     InsufficientScope { needed: &'static str },
@@ -152,6 +160,8 @@ impl ApiError {
             }
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::MissingTenant { .. }
+            | ApiError::InvalidTokenClaim { .. }
+            | ApiError::ParentNotPermitted { .. }
             | ApiError::InsufficientScope { .. }
             | ApiError::NotFileOwner
             | ApiError::NotUploadOwner => StatusCode::FORBIDDEN,
@@ -192,6 +202,8 @@ impl ApiError {
             ApiError::QueryTooBroad(_) => "query_too_broad",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::MissingTenant { .. } => "missing_tenant",
+            ApiError::InvalidTokenClaim { .. } => "invalid_token_claim",
+            ApiError::ParentNotPermitted { .. } => "parent_not_permitted",
             ApiError::InsufficientScope { .. } => "insufficient_scope",
             ApiError::NotFileOwner | ApiError::NotUploadOwner => "not_file_owner",
             ApiError::CurrentRevision => "current_revision",
@@ -227,6 +239,8 @@ impl ApiError {
             ApiError::QueryTooBroad(_) => "Query too broad",
             ApiError::Unauthenticated => "Unauthenticated",
             ApiError::MissingTenant { .. } => "No tenant in token",
+            ApiError::InvalidTokenClaim { .. } => "Invalid token claim",
+            ApiError::ParentNotPermitted { .. } => "Parent not permitted",
             ApiError::InsufficientScope { .. } => "Insufficient scope",
             ApiError::NotFileOwner => "Not the file's owner",
             ApiError::NotUploadOwner => "Not the upload's owner",
@@ -274,6 +288,9 @@ impl ApiError {
             }
             ApiError::UploadRejected { reason } => {
                 map.insert("reason".into(), reason.clone().into());
+            }
+            ApiError::InvalidTokenClaim { claim, .. } | ApiError::ParentNotPermitted { claim } => {
+                map.insert("claim".into(), (*claim).into());
             }
             ApiError::InsufficientScope { needed } => {
                 map.insert("required_scope".into(), (*needed).into());

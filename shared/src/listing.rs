@@ -251,6 +251,9 @@ pub struct ListQuery {
     /// request). Not part of the fingerprint: like `limit`, it changes what each item shows, not which
     /// items come, so a cursor stays valid with or without it.
     pub include_thumbnails: bool,
+    /// Set from a token limited to some parents (`files_parents`, sorted): only their files match,
+    /// and a listing without `parent` reads only their index ranges (see [`ListQuery::plan`]).
+    pub permitted_parents: Option<Vec<String>>,
 }
 
 impl Default for ListQuery {
@@ -270,6 +273,7 @@ impl Default for ListQuery {
             cursor: None,
             count_only: false,
             include_thumbnails: false,
+            permitted_parents: None,
         }
     }
 }
@@ -483,10 +487,30 @@ impl ListQuery {
         Ok(query)
     }
 
-    /// True when no file can match: a time range whose `to` is at or before its `from`. Answered
-    /// without reading anything (an empty page, a count of 0).
+    /// Limits the listing to the parents a token names (`Principal::parents`; `None`: the tenant).
+    pub fn limit_to(&mut self, parents: Option<&[String]>) {
+        self.permitted_parents = parents.map(<[String]>::to_vec);
+    }
+
+    /// True when `parent` is one this listing may show (always, unless limited).
+    fn permits(&self, parent: Option<&str>) -> bool {
+        match (&self.permitted_parents, parent) {
+            (None, _) => true,
+            (Some(permitted), Some(parent)) => permitted.iter().any(|p| p == parent),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// True when no file can match: a time range whose `to` is at or before its `from`, or a
+    /// `parent` outside a limited token's parents (an empty page, as for a parent of another
+    /// tenant). Answered without reading anything (an empty page, a count of 0).
     pub fn matches_nothing(&self) -> bool {
-        self.created.is_empty() || self.updated.is_empty()
+        self.created.is_empty()
+            || self.updated.is_empty()
+            || self
+                .parent
+                .as_deref()
+                .is_some_and(|parent| !self.permits(Some(parent)))
     }
 
     /// True when `file` passes every filter of the query (the ones an index key already applied
@@ -499,6 +523,7 @@ impl ListQuery {
             TrashedFilter::Include => true,
         };
         trash_ok
+            && self.permits(file.parent.as_deref())
             && self
                 .parent
                 .as_ref()
@@ -539,14 +564,54 @@ impl ListQuery {
             self.status.map(FileStatus::as_str),
             format!("{:?}", self.trashed),
             self.order.as_param(),
+            // A cursor of a token limited to some parents is a position in their merged order:
+            // it is valid only for a token limited to the same ones.
+            self.permitted_parents,
         ]);
         Sha256::digest(canonical.to_string().as_bytes()).into()
+    }
+
+    /// The index ranges of a limited token's parents, one scan each (`None` when not limited or
+    /// when `parent` narrows the listing to one of them).
+    fn permitted_scans(&self, tenant: &str, index: Index) -> Option<Vec<Scan>> {
+        if self.parent.is_some() {
+            return None;
+        }
+        let bounds = match index {
+            Index::ParentByCreated => self.created.key_bounds(),
+            _ => KeyBounds::default(),
+        };
+        let parents = self.permitted_parents.as_ref()?;
+        Some(
+            parents
+                .iter()
+                .map(|parent| {
+                    Scan::new(
+                        tenant,
+                        index,
+                        keys::parent_gsi_pk(tenant, Some(parent)),
+                        bounds.clone(),
+                        self.order.descending,
+                    )
+                })
+                .collect(),
+        )
     }
 
     /// How this query is served.
     pub fn plan(&self, tenant: &str) -> Plan {
         let descending = self.order.descending;
         let field = self.order.field;
+        // A token limited to some parents never reads tenant-wide (or tag-wide) ranges: its
+        // parents' ranges, merged in the order when their index has it, else gathered and sorted.
+        let merged_index = match field {
+            OrderField::CreatedAt => Some(Index::ParentByCreated),
+            OrderField::Name => Some(Index::ParentByName),
+            _ => None,
+        };
+        if let Some(scans) = merged_index.and_then(|index| self.permitted_scans(tenant, index)) {
+            return Plan::Merge(scans);
+        }
         if let Some(parent) = &self.parent {
             match field {
                 OrderField::Name => {
@@ -605,11 +670,19 @@ impl ListQuery {
         Plan::Sort(self.candidate_scans(tenant))
     }
 
-    /// The index reads that each return a superset of the matching files, narrowest first: the
-    /// parent's files, the tag's files, the tenant's files in the created or updated range. They
-    /// are read side by side and the first to end within the bound is used; a tenant-wide read
-    /// without any range only when nothing narrower applies.
-    pub fn candidate_scans(&self, tenant: &str) -> Vec<Scan> {
+    /// The index reads whose files include every match. For a token limited to some parents
+    /// (and no `parent`): all of its parents' ranges. Else the reads that each return a superset,
+    /// narrowest first: the parent's files, the tag's files, the tenant's files in the created or
+    /// updated range. They are read side by side and the first to end within the bound is used; a
+    /// tenant-wide read without any range only when nothing narrower applies.
+    pub fn candidate_scans(&self, tenant: &str) -> Candidates {
+        if let Some(mut scans) = self.permitted_scans(tenant, Index::ParentByCreated) {
+            // Gathered whole and sorted in memory: the direction of the reads does not matter.
+            for scan in &mut scans {
+                scan.descending = false;
+            }
+            return Candidates::All(scans);
+        }
         let mut scans = Vec::new();
         if let Some(parent) = &self.parent {
             scans.push(Scan::new(
@@ -656,7 +729,7 @@ impl ListQuery {
                 false,
             ));
         }
-        scans
+        Candidates::Narrowest(scans)
     }
 
     /// True when filters remain after `scan`'s key condition, so that many index items may be read
@@ -694,6 +767,27 @@ impl ListQuery {
         matching.truncate(self.limit);
         Page {
             items: matching.into_iter().map(|(_, f)| f).collect(),
+            next,
+        }
+    }
+
+    /// One page from the pages of several scans of one order (a limited token's parents), each
+    /// read from the same cursor position: the first `limit` of their files in the order. `more`:
+    /// some scan has files after its page. Files not read from a scan that has more all come after
+    /// its last one, hence after the page's last one, so the next page starts right there.
+    pub fn merge_pages(&self, files: Vec<FileRecord>, more: bool) -> Page {
+        let field = self.order.field;
+        let mut files: Vec<(Position, FileRecord)> = files
+            .into_iter()
+            .map(|f| (Position::of(field, &f), f))
+            .collect();
+        files.sort_by(|(a, _), (b, _)| self.order.compare(a, b));
+        files.dedup_by(|(a, _), (b, _)| a.id == b.id);
+        let next = (files.len() > self.limit || (more && files.len() == self.limit))
+            .then(|| files[self.limit.min(files.len()) - 1].0.clone());
+        files.truncate(self.limit);
+        Page {
+            items: files.into_iter().map(|(_, f)| f).collect(),
             next,
         }
     }
@@ -806,15 +900,28 @@ impl Scan {
     }
 }
 
+/// The index reads whose files include every match of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidates {
+    /// Each scan alone returns a superset: they are read side by side and the first to end is used.
+    Narrowest(Vec<Scan>),
+    /// Only together do they (a limited token's parents): every one is read, within one budget.
+    All(Vec<Scan>),
+}
+
 /// How a query is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// The index's order is the requested order: read from the cursor's position until the page
     /// is full, filtering in memory.
     Stream(Scan),
+    /// Several partitions of one index whose order is the requested one (a limited token's
+    /// parents): each is streamed from the cursor's position with an equal share of the read
+    /// budget, all at once, and the pages merged ([`ListQuery::merge_pages`]).
+    Merge(Vec<Scan>),
     /// No index has the requested order for this partition: read every candidate (bounded), then
     /// filter, sort and cut the page in memory.
-    Sort(Vec<Scan>),
+    Sort(Candidates),
 }
 
 /// A page of files and the position to continue after (`None`: this is the last page).
@@ -831,6 +938,8 @@ pub struct Page {
 pub struct PageFill<'q> {
     query: &'q ListQuery,
     selective: bool,
+    /// Index items this fill may read: [`MAX_ITEMS_READ`], or its share in a merge.
+    budget: usize,
     pub items_read: usize,
     pub calls: usize,
     matches: Vec<FileRecord>,
@@ -838,9 +947,14 @@ pub struct PageFill<'q> {
 
 impl<'q> PageFill<'q> {
     pub fn new(query: &'q ListQuery, scan: &Scan) -> Self {
+        Self::with_budget(query, scan, MAX_ITEMS_READ)
+    }
+
+    pub fn with_budget(query: &'q ListQuery, scan: &Scan, budget: usize) -> Self {
         PageFill {
             query,
             selective: query.is_selective_on(scan),
+            budget,
             items_read: 0,
             calls: 0,
             matches: Vec::with_capacity(query.limit + 1),
@@ -856,7 +970,7 @@ impl<'q> PageFill<'q> {
     }
 
     pub fn budget_left(&self) -> usize {
-        MAX_ITEMS_READ.saturating_sub(self.items_read)
+        self.budget.saturating_sub(self.items_read)
     }
 
     /// The `Limit` of the next Query: what is still missing plus a little (four times that when
@@ -1157,7 +1271,7 @@ mod tests {
         let plan = |pairs: &[(&str, &str)]| parse(pairs).unwrap().plan("acme");
         let stream_index = |p: Plan| match p {
             Plan::Stream(scan) => Some(scan.index),
-            Plan::Sort(_) => None,
+            Plan::Sort(_) | Plan::Merge(_) => None,
         };
         assert_eq!(stream_index(plan(&[])), Some(Index::TenantByCreated));
         assert_eq!(
@@ -1199,20 +1313,98 @@ mod tests {
             ("tag", "t"),
             ("updated_from", "2026-01-01T00:00:00Z"),
         ]) {
-            Plan::Sort(scans) => {
+            Plan::Sort(Candidates::Narrowest(scans)) => {
                 let indexes: Vec<Index> = scans.iter().map(|s| s.index).collect();
                 assert_eq!(indexes, vec![Index::Tag, Index::TenantByUpdated]);
             }
             other => panic!("{other:?}"),
         }
         match plan(&[("order_by", "name")]) {
-            Plan::Sort(scans) => assert_eq!(scans.len(), 1),
+            Plan::Sort(Candidates::Narrowest(scans)) => assert_eq!(scans.len(), 1),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             plan(&[("parent", "p"), ("order_by", "updated_at")]),
             Plan::Sort(_)
         ));
+    }
+
+    #[test]
+    fn a_limited_token_reads_only_its_parents_ranges() {
+        let limited = |pairs: &[(&str, &str)]| {
+            let mut q = parse(pairs).unwrap();
+            q.limit_to(Some(&["case-1".to_string(), "case-2".to_string()]));
+            q
+        };
+        let partitions =
+            |scans: &[Scan]| -> Vec<String> { scans.iter().map(|s| s.partition.clone()).collect() };
+        let expected = vec![
+            keys::parent_gsi_pk("acme", Some("case-1")),
+            keys::parent_gsi_pk("acme", Some("case-2")),
+        ];
+        // The order of an index: merged. With a tag, and by name, too: never the tag's or the
+        // tenant's ranges.
+        for (pairs, index) in [
+            (vec![], Index::ParentByCreated),
+            (vec![("tag", "t")], Index::ParentByCreated),
+            (vec![("order_by", "-name")], Index::ParentByName),
+        ] {
+            match limited(&pairs).plan("acme") {
+                Plan::Merge(scans) => {
+                    assert_eq!(partitions(&scans), expected, "{pairs:?}");
+                    assert!(scans.iter().all(|s| s.index == index), "{pairs:?}");
+                }
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
+        // No index has the order: all parents gathered, and so for counts.
+        for q in [
+            limited(&[("order_by", "size")]),
+            limited(&[
+                ("count_only", "true"),
+                ("updated_from", "2026-01-01T00:00:00Z"),
+            ]),
+        ] {
+            match q.candidate_scans("acme") {
+                Candidates::All(scans) => assert_eq!(partitions(&scans), expected),
+                other => panic!("{other:?}"),
+            }
+        }
+        // One of its parents: that parent's range as usual; another parent: nothing to read.
+        let one = limited(&[("parent", "case-2")]);
+        assert!(matches!(one.plan("acme"), Plan::Stream(ref s) if s.partition == expected[1]));
+        assert!(!one.matches_nothing());
+        assert!(limited(&[("parent", "case-3")]).matches_nothing());
+        // Files elsewhere never match, and cursors are bound to the parents.
+        let mut elsewhere = file(1, "a");
+        elsewhere.parent = Some("case-3".into());
+        assert!(!limited(&[]).matches(&elsewhere));
+        assert!(limited(&[]).matches(&file(1, "a")), "case-1 is one of them");
+        assert_ne!(
+            limited(&[]).fingerprint(),
+            parse(&[]).unwrap().fingerprint()
+        );
+    }
+
+    #[test]
+    fn merged_pages_keep_the_order_and_continue_after_the_last_item() {
+        let q = parse(&[("limit", "3"), ("order_by", "name")]).unwrap();
+        let files: Vec<FileRecord> = ["d", "a", "c", "b", "e"]
+            .iter()
+            .enumerate()
+            .map(|(n, name)| file(n as u64, name))
+            .collect();
+        let page = q.merge_pages(files.clone(), false);
+        let names: Vec<&str> = page.items.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["a", "b", "c"]);
+        assert_eq!(page.next, Some(Position::of(OrderField::Name, &files[2])));
+        // Exactly `limit` read and a scan has more: a next page from the last one.
+        let page = q.merge_pages(files[..3].to_vec(), true);
+        assert_eq!(page.items.len(), 3);
+        assert!(page.next.is_some());
+        // Fewer, and nothing more: the last page.
+        assert_eq!(q.merge_pages(files[..2].to_vec(), false).next, None);
+        assert_eq!(q.merge_pages(files[..3].to_vec(), false).next, None);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Principal {
     pub name: Option<String>,
     /// The OIDC `email` claim, when it is a plausible address of at most 254 characters.
     pub email: Option<String>,
+    /// With the [`PARENTS_CLAIM`] claim: the only parents whose files this token may see and
+    /// change (sorted, unique). `None`: the whole tenant.
+    pub parents: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,105 @@ impl Scope {
 
 /// The claim that marks service (app) tokens.
 pub const PRINCIPAL_TYPE_CLAIM: &str = "principal_type";
+
+/// The claim that limits a token to some parents (cases, projects, posts): a product mints it for a
+/// user who opened a case. Absent: the token sees the whole tenant.
+pub const PARENTS_CLAIM: &str = "files_parents";
+
+/// The most parents one token may name. A listing without `parent` reads every named parent's index
+/// range, one Query each per page, all at once: 10 keeps that fan-out (and the per-parent share of
+/// the request's read budget, `MAX_ITEMS_READ / 10` = 500 items, five pages of 100) small; the
+/// cursor does not grow with it (it is one position in the merged order). It also keeps the claim
+/// well inside what API Gateway takes in a header: 10 parents of 256 characters, percent-encoded.
+pub const MAX_PERMITTED_PARENTS: usize = 10;
+
+/// Reads the value of the [`PARENTS_CLAIM`] claim as API Gateway's HTTP API JWT authorizer hands it
+/// over (every claim flattened to a string): a JSON array of strings arrives as `[a b c]`, its items
+/// joined by spaces, and a string arrives as it is. Both are accepted, so an identity provider that
+/// can only put strings into tokens (Cognito custom attributes) can send `"a b c"`.
+///
+/// Because the flattening joins by spaces and brackets the list, a parent holding a space, `[`, `]`,
+/// `"`, `,` or `%` must be percent-encoded in the token (as JavaScript's `encodeURIComponent`
+/// does, which is also fine for every other character); each item is decoded here. Raw `"` and `,`
+/// are refused because they mean the claim was written as JSON text (`"[\"a\",\"b\"]"`), which
+/// would otherwise be read as other parents than meant. 1 to [`MAX_PERMITTED_PARENTS`] parents, each
+/// a valid `parent` (1 to 256 characters, no control characters); anything else is
+/// `invalid_token_claim` (403): a limit that cannot be read must not become no limit.
+pub fn parse_parents_claim(raw: &str) -> Result<Vec<String>, ApiError> {
+    let invalid = |reason: String| ApiError::InvalidTokenClaim {
+        claim: PARENTS_CLAIM,
+        reason,
+    };
+    let trimmed = raw.trim();
+    let list = trimmed
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(trimmed);
+    let mut parents = Vec::new();
+    for item in list.split_whitespace() {
+        if let Some(bad) = item.chars().find(|c| matches!(c, '[' | ']' | '"' | ',')) {
+            return Err(invalid(format!(
+                "{bad:?} must be percent-encoded (%{:02X}) in a parent",
+                bad as u32
+            )));
+        }
+        let bytes = percent_decode(item)
+            .ok_or_else(|| invalid("a % must start a percent-encoded byte (%XX)".to_string()))?;
+        let parent = String::from_utf8(bytes)
+            .map_err(|_| invalid("a parent must decode to UTF-8".to_string()))?;
+        crate::domain::validate::parent(Some(&parent))
+            .map_err(|e| invalid(format!("a parent is not valid: {e}")))?;
+        parents.push(parent);
+    }
+    parents.sort();
+    parents.dedup();
+    if parents.is_empty() {
+        return Err(invalid(
+            "it names no parent (leave the claim out for access to the whole tenant)".to_string(),
+        ));
+    }
+    if parents.len() > MAX_PERMITTED_PARENTS {
+        return Err(invalid(format!(
+            "it names {} parents, at most {MAX_PERMITTED_PARENTS} are allowed",
+            parents.len()
+        )));
+    }
+    Ok(parents)
+}
+
+/// A parent as it goes into a [`PARENTS_CLAIM`] claim's list: percent-encoded as JavaScript's
+/// `encodeURIComponent` does (every byte but `A-Z a-z 0-9 - _ . ! ~ * ' ( )`), which is what
+/// [`parse_parents_claim`] decodes. For token minters (the local `mint-token`, tests).
+pub fn encode_parent(parent: &str) -> String {
+    let mut out = String::with_capacity(parent.len());
+    for byte in parent.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `%XX` sequences to bytes; `None` for a `%` not followed by two hex digits.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
 
 /// Longest tenant id accepted: it is part of every key, and keys have size limits.
 const MAX_TENANT_ID_LEN: usize = 128;
@@ -110,6 +212,10 @@ impl Principal {
             kind,
             name: claims.get("name").and_then(|n| actor::bounded_name(n)),
             email: claims.get("email").and_then(|e| actor::bounded_email(e)),
+            parents: claims
+                .get(PARENTS_CLAIM)
+                .map(|raw| parse_parents_claim(raw))
+                .transpose()?,
         })
     }
 
@@ -123,6 +229,38 @@ impl Principal {
             },
             name: self.name.clone(),
             email: self.email.clone(),
+        }
+    }
+
+    /// True when this token may see files of `parent` (`None`: files without a parent): always for
+    /// a token without [`PARENTS_CLAIM`], else only for the parents it names. Every route asks
+    /// this of the file it serves (through [`crate::App::file_of`] or [`Principal::may_see`]);
+    /// what it may not see answers 404, exactly like another tenant's file.
+    pub fn may_see_parent(&self, parent: Option<&str>) -> bool {
+        match (&self.parents, parent) {
+            (None, _) => true,
+            (Some(permitted), Some(parent)) => permitted
+                .binary_search_by(|p| p.as_str().cmp(parent))
+                .is_ok(),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// [`Principal::may_see_parent`] of a file.
+    pub fn may_see(&self, file: &crate::domain::FileRecord) -> bool {
+        self.may_see_parent(file.parent.as_deref())
+    }
+
+    /// 403 `parent_not_permitted` unless a new file may be put into `parent`, or a file moved
+    /// there: the parent must be one the token names (a limited token cannot create files without
+    /// a parent, nor move files out of its parents).
+    pub fn may_put_into(&self, parent: Option<&str>) -> Result<(), ApiError> {
+        if self.may_see_parent(parent) {
+            Ok(())
+        } else {
+            Err(ApiError::ParentNotPermitted {
+                claim: PARENTS_CLAIM,
+            })
         }
     }
 
@@ -188,6 +326,7 @@ mod tests {
             kind,
             name: None,
             email: None,
+            parents: None,
         }
     }
 
@@ -262,5 +401,74 @@ mod tests {
         let listed = vec!["files:admin".to_string()];
         let p = Principal::from_claims(&c, Some(&listed), "tenant_id").unwrap();
         assert_eq!(p.scopes, vec!["files:admin"]);
+    }
+
+    #[test]
+    fn parents_come_as_api_gateway_flattens_them() {
+        let limited = |raw: &str| {
+            let c = claims(&[
+                ("sub", "alice"),
+                ("tenant_id", "acme"),
+                (PARENTS_CLAIM, raw),
+            ]);
+            Principal::from_claims(&c, None, "tenant_id").map(|p| p.parents)
+        };
+        // A JSON array ["case-2", "case 1", "case-2"] arrives as "[case-2 case%201 case-2]".
+        assert_eq!(
+            limited("[case-2 case%201 case-2]").unwrap(),
+            Some(vec!["case 1".to_string(), "case-2".to_string()])
+        );
+        assert_eq!(
+            limited("case-1  %5Bx%5D%2C%22%25").unwrap(),
+            Some(vec!["[x],\"%".to_string(), "case-1".to_string()])
+        );
+        assert_eq!(limited("[%C3%A9]").unwrap(), Some(vec!["é".to_string()]));
+        let odd = "Pictures/2026 [draft], \"50%\" é";
+        assert_eq!(
+            limited(&format!("[{} x]", encode_parent(odd))).unwrap(),
+            Some(vec![odd.to_string(), "x".to_string()])
+        );
+        let no_claim = claims(&[("sub", "alice"), ("tenant_id", "acme")]);
+        assert_eq!(
+            Principal::from_claims(&no_claim, None, "tenant_id")
+                .unwrap()
+                .parents,
+            None
+        );
+        let eleven: Vec<String> = (0..=MAX_PERMITTED_PARENTS)
+            .map(|i| format!("p{i}"))
+            .collect();
+        for bad in [
+            "",
+            "[]",
+            " ",
+            "[\"a\",\"b\"]",
+            "a,b",
+            "[a [b]]",
+            "100%",
+            "%zz",
+            "%FF",
+            "%00",
+            &"x".repeat(257),
+            &format!("[{}]", eleven.join(" ")),
+        ] {
+            let err = limited(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_token_claim", "{bad:?}");
+            assert_eq!(err.status(), 403);
+        }
+    }
+
+    #[test]
+    fn a_limited_token_sees_and_fills_only_its_parents() {
+        let mut p = principal("files:write", PrincipalKind::User);
+        assert!(p.may_see_parent(None) && p.may_see_parent(Some("any")));
+        p.parents = Some(vec!["case-1".into(), "case-3".into()]);
+        assert!(p.may_see_parent(Some("case-1")) && p.may_see_parent(Some("case-3")));
+        assert!(!p.may_see_parent(Some("case-2")) && !p.may_see_parent(None));
+        assert!(p.may_put_into(Some("case-3")).is_ok());
+        assert_eq!(
+            p.may_put_into(None).unwrap_err().code(),
+            "parent_not_permitted"
+        );
     }
 }

@@ -6,7 +6,8 @@ use crate::domain::FileRecord;
 use crate::error::ApiError;
 use crate::keys;
 use crate::listing::{
-    Index, ListQuery, MAX_CHUNK, MAX_ITEMS_READ, Page, PageFill, Position, Scan, too_broad,
+    Candidates, Index, ListQuery, MAX_CHUNK, MAX_ITEMS_READ, Page, PageFill, Position, Scan,
+    too_broad,
 };
 use crate::store::{
     FileItem, FileStore, Item, StoreError, TagEntryItem, classify, from_item, key, live_file,
@@ -190,7 +191,48 @@ impl FileStore {
         scan: &Scan,
         after: Option<&Position>,
     ) -> Result<(Page, ReadStats), ApiError> {
-        let mut fill = PageFill::new(query, scan);
+        self.list_page_within(query, scan, after, MAX_ITEMS_READ)
+            .await
+    }
+
+    /// One page of `query` from several partitions of an index in the query's order (a token
+    /// limited to some parents): each is read from `after` on, all at once, with an equal share
+    /// of [`MAX_ITEMS_READ`], and the pages are merged in the order. One cursor position serves
+    /// every partition: the ExclusiveStartKey of a partition is the position's index key there,
+    /// whether or not a file of that partition is at it.
+    pub async fn list_page_merged(
+        &self,
+        query: &ListQuery,
+        scans: &[Scan],
+        after: Option<&Position>,
+    ) -> Result<(Page, ReadStats), ApiError> {
+        let share = MAX_ITEMS_READ / scans.len().max(1);
+        let pages = futures::future::try_join_all(
+            scans
+                .iter()
+                .map(|scan| self.list_page_within(query, scan, after, share)),
+        )
+        .await?;
+        let mut stats = ReadStats::default();
+        let mut files = Vec::new();
+        let mut more = false;
+        for (page, read) in pages {
+            stats.items_read += read.items_read;
+            stats.queries += read.queries;
+            more |= page.next.is_some();
+            files.extend(page.items);
+        }
+        Ok((query.merge_pages(files, more), stats))
+    }
+
+    async fn list_page_within(
+        &self,
+        query: &ListQuery,
+        scan: &Scan,
+        after: Option<&Position>,
+        budget: usize,
+    ) -> Result<(Page, ReadStats), ApiError> {
+        let mut fill = PageFill::with_budget(query, scan, budget);
         let mut start = after.map(|p| start_key(scan, p));
         let exhausted = loop {
             if fill.budget_left() == 0 {
@@ -218,10 +260,48 @@ impl FileStore {
         Ok((fill.finish(exhausted)?, stats))
     }
 
+    /// The candidate files of a query sorted or counted in memory (see [`Candidates`]).
+    pub async fn list_candidates(
+        &self,
+        candidates: &Candidates,
+    ) -> Result<(Vec<FileRecord>, ReadStats), ApiError> {
+        match candidates {
+            Candidates::Narrowest(scans) => self.list_narrowest(scans).await,
+            Candidates::All(scans) => self.list_all(scans).await,
+        }
+    }
+
+    /// Every file of every one of `scans` (a limited token's parents), read one after the other
+    /// within one [`MAX_ITEMS_READ`]: more is 400 `query_too_broad`.
+    async fn list_all(&self, scans: &[Scan]) -> Result<(Vec<FileRecord>, ReadStats), ApiError> {
+        let mut stats = ReadStats::default();
+        let mut files = Vec::new();
+        for scan in scans {
+            let mut start = None;
+            loop {
+                let left = MAX_ITEMS_READ.saturating_sub(stats.items_read);
+                if left == 0 {
+                    return Err(too_broad());
+                }
+                let (items, next) = self
+                    .query_chunk(scan, start.take(), MAX_CHUNK.min(left))
+                    .await?;
+                stats.queries += 1;
+                stats.items_read += items.len();
+                files.extend(self.files_of(scan, items).await?.into_iter().flatten());
+                match next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok((files, stats))
+    }
+
     /// Every file of the narrowest of `scans` (each returns a superset of the matching files).
     /// The scans are read side by side, a chunk each in turn; the first to end wins. More than
     /// [`MAX_ITEMS_READ`] items read in all: 400 `query_too_broad`.
-    pub async fn list_candidates(
+    async fn list_narrowest(
         &self,
         scans: &[Scan],
     ) -> Result<(Vec<FileRecord>, ReadStats), ApiError> {

@@ -571,6 +571,11 @@ async fn listing_filters_orders_pages_cursors_and_counts() {
         let query = ListQuery::parse(pairs.iter().copied()).unwrap();
         let (page, stats) = match query.plan("acme") {
             Plan::Stream(scan) => app.files.list_page(&query, &scan, None).await.unwrap(),
+            Plan::Merge(scans) => app
+                .files
+                .list_page_merged(&query, &scans, None)
+                .await
+                .unwrap(),
             Plan::Sort(scans) => {
                 let (candidates, stats) = app.files.list_candidates(&scans).await.unwrap();
                 (query.page_from_candidates(candidates, None), stats)
@@ -588,6 +593,48 @@ async fn listing_filters_orders_pages_cursors_and_counts() {
             assert!(stats.items_read <= 31, "{stats:?}");
         }
     }
+
+    // AND a token limited to two parents reads only their ranges: a page is one Query per
+    // parent, a count reads their files alone, never the tenant's 250
+    let permitted = ["case-1".to_string(), "case-3".to_string()];
+    let in_permitted = files
+        .iter()
+        .filter(|f| permitted.iter().any(|p| f["parent"] == p.as_str()))
+        .count();
+    for pairs in [vec![], vec![("order_by", "name")], vec![("q", "report")]] {
+        let mut query = ListQuery::parse(pairs.iter().copied()).unwrap();
+        query.limit_to(Some(&permitted));
+        let Plan::Merge(scans) = query.plan("acme") else {
+            panic!("{pairs:?}: a merge of the parents' ranges");
+        };
+        let (page, stats) = app
+            .files
+            .list_page_merged(&query, &scans, None)
+            .await
+            .unwrap();
+        eprintln!(
+            "limited first page of {pairs:?}: {} items, {stats:?}",
+            page.items.len()
+        );
+        assert!(
+            page.items
+                .iter()
+                .all(|f| permitted.contains(f.parent.as_ref().unwrap()))
+        );
+        assert!(stats.items_read <= in_permitted, "{pairs:?}: {stats:?}");
+        if pairs.is_empty() {
+            assert_eq!(stats.queries, 2, "one Query per parent");
+        }
+    }
+    let mut counting = ListQuery::parse([("count_only", "true")]).unwrap();
+    counting.limit_to(Some(&permitted));
+    let (candidates, stats) = app
+        .files
+        .list_candidates(&counting.candidate_scans("acme"))
+        .await
+        .unwrap();
+    eprintln!("limited count: {} candidates, {stats:?}", candidates.len());
+    assert_eq!(stats.items_read, in_permitted, "{stats:?}");
 
     // AND the limit may change from page to page
     let (_, first) = list(&t, &alice, &params(&[("limit", "10")])).await;

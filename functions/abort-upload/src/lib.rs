@@ -25,11 +25,7 @@ async fn abort_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
     let principal = authorize(req, &app.config, Scope::Write)?;
     let upload_id = upload_id_param(req)?;
     for attempt in 0..MAX_ATTEMPTS {
-        let session = app
-            .files
-            .get_upload(&principal.tenant_id, &upload_id)
-            .await?
-            .ok_or(ApiError::NotFound("upload"))?;
+        let session = app.upload_of(&principal, &upload_id).await?;
         principal.may_act_on_upload(&session.created_by)?;
         match session.status {
             UploadStatus::Pending => {}

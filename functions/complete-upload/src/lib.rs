@@ -30,11 +30,7 @@ async fn complete_upload(app: &App, req: &Request) -> Result<Response<Body>, Api
         true => CompleteUploadRequest { parts: None },
         false => json_body(req)?,
     };
-    let session = app
-        .files
-        .get_upload(&principal.tenant_id, &upload_id)
-        .await?
-        .ok_or(ApiError::NotFound("upload"))?;
+    let session = app.upload_of(&principal, &upload_id).await?;
     principal.may_act_on_upload(&session.created_by)?;
 
     if session.status == UploadStatus::Pending

@@ -200,6 +200,9 @@ fn new_file(
         field: "name",
         reason: "is required (or give file_id to upload a new revision)".into(),
     })?;
+    let parent = validate::parent(body.parent.as_deref())?;
+    // A token limited to some parents creates files only in them (403 `parent_not_permitted`).
+    principal.may_put_into(parent.as_deref())?;
     Ok(FileRecord {
         tenant_id: principal.tenant_id.clone(),
         id: ids::new_id(),
@@ -207,7 +210,7 @@ fn new_file(
         content_type: content_type.to_string(),
         size,
         status: FileStatus::Pending,
-        parent: validate::parent(body.parent.as_deref())?,
+        parent,
         tags: validate::tags(body.tags.as_deref())?,
         metadata: validate::metadata(body.metadata.as_ref())?,
         revision: 0,
@@ -229,7 +232,8 @@ fn new_file(
     })
 }
 
-/// `file_id` names the file; a file in the trash or of another tenant is not found.
+/// `file_id` names the file; a file in the trash, of another tenant or in a parent a limited token
+/// does not name is not found.
 async fn existing_file_target(
     app: &App,
     principal: &Principal,
@@ -254,7 +258,7 @@ async fn existing_file_target(
         .files
         .get_file(&principal.tenant_id, file_id)
         .await?
-        .filter(|f| f.trashed_at.is_none())
+        .filter(|f| principal.may_see(f) && f.trashed_at.is_none())
         .ok_or(ApiError::NotFound("file"))?;
     revision_target(principal, file, if_match)
 }

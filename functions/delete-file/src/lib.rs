@@ -18,7 +18,7 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::http::{authorize, file_id_param, no_content, respond};
-use shared::principal::Scope;
+use shared::principal::{Principal, Scope};
 use shared::purge::{Budget, Progress, purge_file};
 use shared::retry::back_off;
 use shared::store::FileForDelete;
@@ -43,7 +43,7 @@ async fn delete_file(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
     let principal = authorize(req, &app.config, Scope::Admin)?;
     let file_id = file_id_param(req)?;
     let tenant = principal.tenant_id.as_str();
-    mark(app, tenant, &file_id).await?;
+    mark(app, &principal, &file_id).await?;
     match purge_file(app, tenant, &file_id, Budget::until(deadline(req))).await? {
         Progress::Done => no_content(),
         Progress::Unfinished { revisions_deleted } => {
@@ -61,11 +61,20 @@ async fn delete_file(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
 }
 
 /// Step 1: marks the file as being deleted, unless an earlier run did. 404 when nothing is left.
-async fn mark(app: &App, tenant: &str, file_id: &str) -> Result<(), ApiError> {
+/// A token limited to some parents deletes only files it may see; a file already being deleted
+/// no longer says its parent, so only a tenant-wide token resumes that.
+async fn mark(app: &App, principal: &Principal, file_id: &str) -> Result<(), ApiError> {
+    let tenant = principal.tenant_id.as_str();
     for attempt in 0..MAX_ATTEMPTS {
         let file = match app.files.file_for_delete(tenant, file_id).await? {
             None => return Err(ApiError::NotFound("file")),
+            Some(FileForDelete::Deleting) if principal.parents.is_some() => {
+                return Err(ApiError::NotFound("file"));
+            }
             Some(FileForDelete::Deleting) => return Ok(()),
+            Some(FileForDelete::Live(file)) if !principal.may_see(&file) => {
+                return Err(ApiError::NotFound("file"));
+            }
             Some(FileForDelete::Live(file)) => file,
         };
         match app.files.mark_file_deleting(&file).await {

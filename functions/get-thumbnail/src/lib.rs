@@ -34,7 +34,7 @@ async fn get_thumbnail(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
             .files
             .get_file(&principal.tenant_id, &file_id)
             .await?
-            .filter(|f| f.trashed_at.is_none())
+            .filter(|f| principal.may_see(f) && f.trashed_at.is_none())
             .ok_or(ApiError::NotFound("file"))?;
         if file.thumbnails != Thumbnails::Pending || Instant::now() >= deadline {
             break file;

@@ -47,11 +47,7 @@ async fn get_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let asked = query_param(req, "part_numbers")
         .map(|raw| parse_part_numbers(&raw))
         .transpose()?;
-    let session = app
-        .files
-        .get_upload(&principal.tenant_id, &upload_id)
-        .await?
-        .ok_or(ApiError::NotFound("upload"))?;
+    let session = app.upload_of(&principal, &upload_id).await?;
     principal.may_replace_content_of(&session.created_by)?;
     let name = app
         .files

@@ -29,7 +29,10 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let principal = authorize(req, &app.config, Scope::Read)?;
     let tenant = principal.tenant_id.as_str();
     let params = req.query_string_parameters_ref();
-    let query = ListQuery::parse(params.into_iter().flat_map(|p| p.iter()))?;
+    let mut query = ListQuery::parse(params.into_iter().flat_map(|p| p.iter()))?;
+    // A token limited to some parents lists only their files: only their index ranges are read,
+    // and a `parent` outside them is an empty page (as another tenant's parent is).
+    query.limit_to(principal.parents.as_deref());
 
     if query.count_only && query.matches_nothing() {
         return no_store(json_response(
@@ -72,6 +75,11 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let plan = query.plan(tenant);
     let (page, stats) = match &plan {
         Plan::Stream(scan) => app.files.list_page(&query, scan, after.as_ref()).await?,
+        Plan::Merge(scans) => {
+            app.files
+                .list_page_merged(&query, scans, after.as_ref())
+                .await?
+        }
         Plan::Sort(scans) => {
             let (candidates, stats) = app.files.list_candidates(scans).await?;
             (
@@ -81,10 +89,10 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         }
     };
     tracing::info!(
-        plan = if matches!(plan, Plan::Stream(_)) {
-            "stream"
-        } else {
-            "sort"
+        plan = match plan {
+            Plan::Stream(_) => "stream",
+            Plan::Merge(_) => "merge",
+            Plan::Sort(_) => "sort",
         },
         returned = page.items.len(),
         items_read = stats.items_read,

@@ -22,8 +22,14 @@ async fn update_file(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
     let principal = authorize(req, &app.config, Scope::Write)?;
     let file_id = file_id_param(req)?;
     let patch: FilePatch = json_body(req)?;
+    // The file must be one the token may see (else 404, in `file_of`), and a limited token may
+    // move it only into another parent it names.
     let file = update_file_with(app, req, &principal, &file_id, Trashed::Exclude, |file| {
-        apply_patch(file, &patch).map(Some)
+        let next = apply_patch(file, &patch)?;
+        if next.parent != file.parent {
+            principal.may_put_into(next.parent.as_deref())?;
+        }
+        Ok(Some(next))
     })
     .await?;
     file_response(http::StatusCode::OK, &file)

@@ -9,19 +9,24 @@ use std::process::ExitCode;
 
 use local_stack::authorizer::{JwtAuthorizerConfig, mint_hs256};
 use serde_json::{Map, Value, json};
+use shared::principal::{PARENTS_CLAIM, encode_parent};
 
 const TENANT_CLAIM_ENV: &str = "FILES_TENANT_CLAIM";
 const DEFAULT_TENANT_CLAIM: &str = "tenant_id";
 const DEFAULT_TTL_SECONDS: u64 = 3600;
 
 const USAGE: &str = "\
-usage: mint-token --tenant <id> --sub <subject> [--scope \"files:read files:write\"] [--ttl <seconds>] [--claim k=v ...]
+usage: mint-token --tenant <id> --sub <subject> [--scope \"files:read files:write\"] [--ttl <seconds>]
+                  [--name <name>] [--email <email>] [--parent <parent> ...] [--claim k=v ...]
 
 Prints an HS256 JWT for the local Files API stack.
   --tenant   tenant id, put in the claim named by FILES_TENANT_CLAIM (default tenant_id)
   --sub      subject (user id)
   --scope    space-separated scopes, put in the `scope` claim
   --ttl      lifetime in seconds (default 3600)
+  --name, --email  the OIDC name and email claims (recorded in created_by / updated_by)
+  --parent   limit the token to this parent (repeat for more, at most 10): puts the
+             files_parents claim, a JSON array of percent-encoded parents
   --claim    extra claim; the value is parsed as JSON when it is valid JSON
              (--claim admin=true, --claim groups='[\"a\",\"b\"]'), else kept as a string
 
@@ -34,6 +39,7 @@ struct TokenRequest {
     scope: Option<String>,
     ttl_seconds: u64,
     extra_claims: Vec<(String, Value)>,
+    parents: Vec<String>,
 }
 
 enum Command {
@@ -47,6 +53,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
     let mut scope = None;
     let mut ttl_seconds = DEFAULT_TTL_SECONDS;
     let mut extra_claims = Vec::new();
+    let mut parents = Vec::new();
 
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -58,6 +65,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             "--tenant" => tenant = Some(value()?),
             "--sub" => subject = Some(value()?),
             "--scope" => scope = Some(value()?),
+            "--name" => extra_claims.push(("name".to_owned(), Value::String(value()?))),
+            "--email" => extra_claims.push(("email".to_owned(), Value::String(value()?))),
+            "--parent" => parents.push(value()?),
             "--ttl" => {
                 let text = value()?;
                 ttl_seconds = text
@@ -90,6 +100,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
         scope,
         ttl_seconds,
         extra_claims,
+        parents,
     }))
 }
 
@@ -132,6 +143,12 @@ fn main() -> ExitCode {
     if let Some(scope) = request.scope {
         claims.insert("scope".into(), json!(scope));
     }
+    if !request.parents.is_empty() {
+        // A JSON array, as a product would mint it; API Gateway hands it to the functions as
+        // "[a b]", which is why each parent is percent-encoded (shared::principal).
+        let encoded: Vec<String> = request.parents.iter().map(|p| encode_parent(p)).collect();
+        claims.insert(PARENTS_CLAIM.into(), json!(encoded));
+    }
     for (name, value) in request.extra_claims {
         claims.insert(name, value);
     }
@@ -163,6 +180,12 @@ mod tests {
             "admin=true",
             "--claim",
             "team=blue",
+            "--parent",
+            "case 1",
+            "--parent",
+            "case-2",
+            "--name",
+            "Alice",
         ])) else {
             panic!("should parse");
         };
@@ -174,9 +197,11 @@ mod tests {
             request.extra_claims,
             vec![
                 ("admin".to_owned(), json!(true)),
-                ("team".to_owned(), json!("blue"))
+                ("team".to_owned(), json!("blue")),
+                ("name".to_owned(), json!("Alice")),
             ]
         );
+        assert_eq!(request.parents, vec!["case 1", "case-2"]);
     }
 
     #[test]
