@@ -240,6 +240,9 @@ function tile (file) {
   details.textContent = file.status === 'rejected'
     ? `rejected: ${file.rejection_reason}`
     : `${formatSize(file.size)} · rev ${file.revision}`
+  // Who uploaded it and who changed it last: the token's name, else its email, else its subject.
+  const who = (actor) => actor.name || actor.email || actor.id
+  details.title = `uploaded by ${who(file.created_by)}, last changed by ${who(file.updated_by)}`
   meta.append(name, details)
   const actions = document.createElement('div')
   actions.className = 'actions'

@@ -98,6 +98,10 @@ try {
   const thumbnailLoaded = await photoTile.locator('.thumb img').evaluate((img) => img.decode().then(() => img.naturalWidth > 0))
   if (!thumbnailLoaded) throw new Error('the thumbnail image did not load')
   log('gallery shows both files, the photo with its thumbnail')
+  // Who uploaded it: the page's development token names no person, so its subject.
+  const who = await photoTile.locator('.details').getAttribute('title')
+  if (who !== 'uploaded by dev, last changed by dev') throw new Error(`tile says ${JSON.stringify(who)}`)
+  log('the tile says who uploaded the photo:', who)
 
   // Download each through its presigned link, from the page (a cross-origin GET to the bucket).
   for (const tile of [photoTile, bigTile]) {
