@@ -11,7 +11,8 @@
 //! static files (the browser page at `/`) where no route matches.
 //!
 //! Gateway-generated answers use API Gateway's bodies: 404 `{"message":"Not Found"}` when no route
-//! matches (wrong method included), 401 `{"message":"Unauthorized"}`, 413 for bodies over 10 MB,
+//! matches (wrong method included), 401 `{"message":"Unauthorized"}`, 413 for bodies over 10 MB
+//! and for events over Lambda's 6,291,456-byte invocation payload,
 //! 503 `{"message":"Service Unavailable"}` after the 30 s integration timeout, and 500
 //! `{"message":"Internal Server Error"}` when a handler panics or fails (a failed invocation).
 
@@ -51,7 +52,12 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = lambda_http::Response<Body>
 pub type RouteHandler = Arc<dyn Fn(lambda_http::Request) -> HandlerFuture + Send + Sync>;
 
 /// HTTP API payload limit.
-pub const MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
+pub const MAX_REQUEST_BODY_BYTES: usize = shared::http::API_GATEWAY_MAX_PAYLOAD_BYTES;
+/// Lambda's synchronous invocation payload limit, on the whole event (a binary body in it is
+/// base64, 4/3 of its size): a body under API Gateway's 10 MB can still be too large for the
+/// function. AWS answers such a request itself, without calling the function; so does this gateway
+/// (413 `{"message":"Request Entity Too Large"}`, as for bodies over 10 MB).
+pub const MAX_INVOCATION_PAYLOAD_BYTES: usize = shared::http::LAMBDA_MAX_REQUEST_PAYLOAD_BYTES;
 /// HTTP API maximum integration timeout.
 pub const DEFAULT_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// `requestContext.apiId` of local events.
@@ -488,7 +494,21 @@ impl GatewayState {
             local_port,
             request_id,
         };
-        let event = match serde_json::from_value::<ApiGatewayV2httpRequest>(event.to_json()) {
+        // Lambda refuses an invocation whose event (the JSON, base64 body included) is over its
+        // synchronous payload limit: measured on the serialized event, as Lambda measures it.
+        let event = match serde_json::to_vec(&event.to_json()) {
+            Ok(payload) if payload.len() > MAX_INVOCATION_PAYLOAD_BYTES => {
+                tracing::info!(
+                    bytes = payload.len(),
+                    limit = MAX_INVOCATION_PAYLOAD_BYTES,
+                    "event over Lambda's invocation payload limit"
+                );
+                return Dispatched::answer(payload_too_large(), route_key);
+            }
+            Ok(payload) => serde_json::from_slice::<ApiGatewayV2httpRequest>(&payload),
+            Err(error) => Err(error),
+        };
+        let event = match event {
             Ok(event) => event,
             Err(error) => {
                 tracing::error!(%error, "could not build the API Gateway event");
@@ -882,6 +902,8 @@ mod tests {
         assert!(is_text_content_type("application/problem+json"));
         assert!(!is_text_content_type("application/octet-stream"));
         assert!(!is_text_content_type("image/png"));
+        // Forms carry files: base64, as API Gateway passes them (POST /v1/files).
+        assert!(!is_text_content_type("multipart/form-data; boundary=x"));
 
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));

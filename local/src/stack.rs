@@ -412,8 +412,9 @@ where
 
 /// Every route function, by its binary name (as the template's `BuildProperties.Binary` names it).
 pub fn route_handlers(app: &Arc<App>) -> HashMap<String, RouteHandler> {
-    let routes: [(&str, RouteHandler); 16] = [
+    let routes: [(&str, RouteHandler); 17] = [
         ("create-upload", handler(app, create_upload::handle)),
+        ("create-file", handler(app, create_file::handle)),
         ("complete-upload", handler(app, complete_upload::handle)),
         ("abort-upload", handler(app, abort_upload::handle)),
         ("get-upload", handler(app, get_upload::handle)),

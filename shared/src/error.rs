@@ -15,6 +15,16 @@ pub enum ApiError {
     /// The body is not JSON, or not the JSON object the route expects.
     #[error("malformed JSON body: {0}")]
     MalformedJson(String),
+    /// A `multipart/form-data` body that cannot be parsed: no boundary, a truncated or malformed
+    /// part, headers that are not a part's.
+    #[error("malformed multipart/form-data body: {0}")]
+    MalformedMultipart(String),
+    /// Content sent in the request body (`POST /v1/files`) over what a request can carry through
+    /// API Gateway and Lambda; presigned uploads take up to `FILES_MAX_UPLOAD_BYTES`.
+    #[error(
+        "content sent in the request body is limited to {limit} bytes (the API Gateway and Lambda payload limits); upload larger files with POST /v1/uploads"
+    )]
+    ContentTooLarge { limit: u64 },
     /// The body parsed but a field is missing, unknown or of the wrong type.
     #[error("invalid request body: {0}")]
     InvalidBody(String),
@@ -150,7 +160,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_) | ApiError::MalformedMultipart(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidParameter { .. }
             | ApiError::UnknownParameter(_)
             | ApiError::InvalidCursor
@@ -168,7 +178,9 @@ impl ApiError {
             ApiError::CurrentRevision => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::FileNotReady { .. } => StatusCode::CONFLICT,
-            ApiError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::FileTooLarge { .. } | ApiError::ContentTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedContentType(_) | ApiError::UnsupportedMediaType { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -193,6 +205,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::MalformedMultipart(_) => "malformed_multipart",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::InvalidParameter { .. } | ApiError::UnknownParameter(_) => {
@@ -209,7 +222,7 @@ impl ApiError {
             ApiError::CurrentRevision => "current_revision",
             ApiError::NotFound(_) => "not_found",
             ApiError::FileNotReady { .. } => "file_not_ready",
-            ApiError::FileTooLarge { .. } => "file_too_large",
+            ApiError::FileTooLarge { .. } | ApiError::ContentTooLarge { .. } => "file_too_large",
             ApiError::UnsupportedContentType(_) => "unsupported_content_type",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::BodyTooLarge { .. } => "body_too_large",
@@ -230,6 +243,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             ApiError::MalformedJson(_) => "Malformed JSON",
+            ApiError::MalformedMultipart(_) => "Malformed multipart body",
             ApiError::InvalidBody(_) => "Invalid request body",
             ApiError::InvalidField { .. } => "Invalid field",
             ApiError::InvalidParameter { .. } | ApiError::UnknownParameter(_) => {
@@ -247,7 +261,7 @@ impl ApiError {
             ApiError::CurrentRevision => "Current revision",
             ApiError::NotFound(_) => "Not found",
             ApiError::FileNotReady { .. } => "File not ready",
-            ApiError::FileTooLarge { .. } => "File too large",
+            ApiError::FileTooLarge { .. } | ApiError::ContentTooLarge { .. } => "File too large",
             ApiError::UnsupportedContentType(_) => "Unsupported content type",
             ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
             ApiError::BodyTooLarge { .. } => "Request body too large",
@@ -295,7 +309,7 @@ impl ApiError {
             ApiError::InsufficientScope { needed } => {
                 map.insert("required_scope".into(), (*needed).into());
             }
-            ApiError::FileTooLarge { limit, .. } => {
+            ApiError::FileTooLarge { limit, .. } | ApiError::ContentTooLarge { limit } => {
                 map.insert("limit".into(), (*limit).into());
             }
             ApiError::BodyTooLarge { limit, .. } => {

@@ -11,6 +11,16 @@ use serde::de::DeserializeOwned;
 /// valid, so it is refused before it is parsed (API Gateway itself lets up to 10 MB through).
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
+/// API Gateway HTTP API's payload limit ("Payload size: 10 MB", not adjustable): it answers 413
+/// itself to a larger body.
+pub const API_GATEWAY_MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
+/// Lambda's limit on a synchronous invocation's request payload, the whole event JSON ("6 MB";
+/// Lambda refuses larger ones with "Request must be smaller than 6291456 bytes for the
+/// InvokeFunction operation"). The event carries a binary body base64-encoded (payload format 2.0,
+/// `isBase64Encoded`), 4/3 of its size: so this, not API Gateway's 10 MB, bounds what a request
+/// body can bring to a function.
+pub const LAMBDA_MAX_REQUEST_PAYLOAD_BYTES: usize = 6_291_456;
+
 /// The media types a JSON body may be sent as: `application/json` everywhere, and for PATCH also
 /// `application/merge-patch+json` (RFC 7396), which is what the body is.
 pub fn accepted_body_types(method: &http::Method) -> &'static [&'static str] {
@@ -152,6 +162,26 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))
         .map(str::to_string)
+}
+
+/// The most a request may wait for the thumbnails (`?wait=N`): well inside API Gateway's 30 s.
+pub const MAX_WAIT_SECONDS: u64 = 10;
+
+/// `?wait=N`: how long to wait for the thumbnails, 0 to [`MAX_WAIT_SECONDS`] whole seconds
+/// (`GET /v1/files/{id}/thumbnails/{size}`, `POST /v1/files`); none means not at all.
+pub fn wait_param(req: &Request) -> Result<std::time::Duration, ApiError> {
+    match query_param(req, "wait") {
+        None => Ok(std::time::Duration::ZERO),
+        Some(value) => value
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= MAX_WAIT_SECONDS)
+            .map(std::time::Duration::from_secs)
+            .ok_or(ApiError::InvalidParameter {
+                name: "wait",
+                reason: format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}"),
+            }),
+    }
 }
 
 pub fn json_response<T: Serialize>(

@@ -195,6 +195,36 @@ impl ObjectStorage {
         })
     }
 
+    /// Writes an upload's content that came in an API request (`POST /v1/files`) as its presigned
+    /// PUT would have: written once (`If-None-Match: *`), tagged pending, with the content's
+    /// SHA-256 as its S3 checksum, so S3 verifies the transfer and HeadObject reports the digest
+    /// that `finalize` compares with the declared one (no re-read of the object).
+    pub async fn put_upload(
+        &self,
+        key: &str,
+        content: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(&content);
+        let size =
+            i64::try_from(content.len()).map_err(|e| StorageError::Permanent(Box::new(e)))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(size)
+            .if_none_match("*")
+            .tagging(PENDING_TAGGING)
+            .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest))
+            .body(content.into())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     /// A presigned GET for `key` whose response carries the given disposition and type.
     pub async fn presign_download(
         &self,

@@ -43,96 +43,24 @@ enum Target {
 async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let principal = authorize(req, &app.config, Scope::Write)?;
     let body: CreateUploadRequest = json_body(req)?;
-
-    let size = validate::file_size(body.size, app.config.max_upload_bytes)?;
-    let content_type = validate::content_type(&body.content_type)?;
-    if !validate::content_type_allowed(&content_type, &app.config.allowed_content_types) {
-        return Err(ApiError::UnsupportedContentType(content_type));
-    }
-    let sha256 = validate::sha256_hex(body.sha256.as_deref())?;
-    if let Some(if_match) = &body.if_match {
-        validate::if_match(if_match)?;
-    }
-    let now = time::now();
-    let upload_id = ids::new_id();
-    // The URLs are short-lived; the session lasts as long as S3 keeps the multipart upload, so that
-    // `GET /v1/uploads/{id}` can sign fresh URLs after these expired.
-    let expires_at = time::plus(now, app.config.upload_url_ttl);
-    let session_expires_at = time::plus(
-        now,
-        shared::domain::upload::session_lifetime(app.config.upload_url_ttl),
+    let Declared {
+        session,
+        creates_file,
+        plan,
+        urls_expire_at: expires_at,
+    } = declare_upload(app, &principal, &body, Transfer::Presigned).await?;
+    let (upload_id, file_id, object_key) = (
+        session.upload_id.clone(),
+        session.file_id.clone(),
+        session.object_key.clone(),
     );
-
-    let target = match &body.file_id {
-        Some(file_id) => {
-            existing_file_target(app, &principal, file_id, body.if_match.as_deref(), &body).await?
-        }
-        None => Target::NewFile(Box::new(new_file(
-            &principal,
-            &body,
-            &content_type,
-            size,
-            &sha256,
-            now,
-            session_expires_at,
-        )?)),
-    };
-    let file_id = match &target {
-        Target::NewFile(file) => file.id.clone(),
-        Target::NewRevision { file, .. } => file.id.clone(),
-    };
-    let object_key = keys::object_key(&principal.tenant_id, &upload_id);
-
-    // Multipart: S3 must know the upload before parts can be presigned.
-    let plan = if size >= app.config.multipart_threshold_bytes {
-        Some(
-            plan_parts(size, app.config.multipart_part_bytes).ok_or(ApiError::FileTooLarge {
-                size,
-                limit: app.config.max_upload_bytes,
-            })?,
-        )
-    } else {
-        None
-    };
-    let kind = match plan {
-        None => UploadKind::Single,
-        Some(plan) => UploadKind::Multipart {
-            s3_upload_id: app
-                .objects
-                .create_multipart(&object_key, &content_type)
-                .await?,
-            part_size: plan.part_size,
-            part_count: plan.part_count,
-        },
-    };
-
-    let mut session = UploadSession {
-        tenant_id: principal.tenant_id.clone(),
-        upload_id: upload_id.clone(),
-        file_id: file_id.clone(),
-        object_key: object_key.clone(),
-        declared_size: size,
-        content_type: content_type.clone(),
-        sha256: sha256.clone(),
-        status: UploadStatus::Pending,
-        kind: kind.clone(),
-        creates_file: matches!(target, Target::NewFile(_)),
-        base_revision: None,
-        rejection_reason: None,
-        created_by: principal.actor(),
-        created_at: now,
-        expires_at: session_expires_at,
-    };
-    let stored = store_session(app, &principal, &body, &mut session, target).await;
-    if let (Err(_), UploadKind::Multipart { s3_upload_id, .. }) = (&stored, &kind) {
-        // Nothing refers to the S3 upload: do not leave it (and its parts) behind.
-        if let Err(e) = app.objects.abort_multipart(&object_key, s3_upload_id).await {
-            tracing::warn!(error = %e, "could not abort an unused multipart upload");
-        }
-    }
-    let creates_file = stored?;
-    // A `replace` upload joined the file that holds the name.
-    let file_id = session.file_id.clone();
+    let (kind, size, content_type, sha256) = (
+        session.kind.clone(),
+        session.declared_size,
+        session.content_type.clone(),
+        session.sha256.clone(),
+    );
+    let session_expires_at = session.expires_at;
 
     let response = match (&kind, plan) {
         (UploadKind::Single, _) => {
@@ -184,6 +112,132 @@ async fn create_upload(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
         resp.headers_mut().insert(http::header::LOCATION, location);
     }
     Ok(resp)
+}
+
+/// How the content of a declared upload will arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// Through presigned URLs: one PUT, or S3 multipart from `FILES_MULTIPART_THRESHOLD_BYTES` on.
+    Presigned,
+    /// In the request that declares it (`POST /v1/files`): the function writes it with one PUT.
+    InRequest,
+}
+
+/// A stored upload session (and, for a new file, the pending file with its name claim).
+pub struct Declared {
+    pub session: UploadSession,
+    /// True when the upload creates the file; false when it adds a revision (`file_id`, or
+    /// `replace` on a taken name).
+    pub creates_file: bool,
+    /// The part plan of a multipart upload.
+    pub plan: Option<PartPlan>,
+    /// When the presigned URLs of this declaration stop working.
+    pub urls_expire_at: time::Timestamp,
+}
+
+/// Validates a declaration and stores its upload session: the rules of `POST /v1/uploads`, also
+/// applied by `POST /v1/files`, whose content comes in the request (the session, the object key and
+/// what happens when the object lands are the same: `shared::finalize`).
+pub async fn declare_upload(
+    app: &App,
+    principal: &Principal,
+    body: &CreateUploadRequest,
+    transfer: Transfer,
+) -> Result<Declared, ApiError> {
+    let size = validate::file_size(body.size, app.config.max_upload_bytes)?;
+    let content_type = validate::content_type(&body.content_type)?;
+    if !validate::content_type_allowed(&content_type, &app.config.allowed_content_types) {
+        return Err(ApiError::UnsupportedContentType(content_type));
+    }
+    let sha256 = validate::sha256_hex(body.sha256.as_deref())?;
+    if let Some(if_match) = &body.if_match {
+        validate::if_match(if_match)?;
+    }
+    let now = time::now();
+    let upload_id = ids::new_id();
+    // The URLs are short-lived; the session lasts as long as S3 keeps the multipart upload, so that
+    // `GET /v1/uploads/{id}` can sign fresh URLs after these expired.
+    let expires_at = time::plus(now, app.config.upload_url_ttl);
+    let session_expires_at = time::plus(
+        now,
+        shared::domain::upload::session_lifetime(app.config.upload_url_ttl),
+    );
+
+    let target = match &body.file_id {
+        Some(file_id) => {
+            existing_file_target(app, principal, file_id, body.if_match.as_deref(), body).await?
+        }
+        None => Target::NewFile(Box::new(new_file(
+            principal,
+            body,
+            &content_type,
+            size,
+            &sha256,
+            now,
+            session_expires_at,
+        )?)),
+    };
+    let file_id = match &target {
+        Target::NewFile(file) => file.id.clone(),
+        Target::NewRevision { file, .. } => file.id.clone(),
+    };
+    let object_key = keys::object_key(&principal.tenant_id, &upload_id);
+
+    // Multipart: S3 must know the upload before parts can be presigned.
+    let plan = if transfer == Transfer::Presigned && size >= app.config.multipart_threshold_bytes {
+        Some(
+            plan_parts(size, app.config.multipart_part_bytes).ok_or(ApiError::FileTooLarge {
+                size,
+                limit: app.config.max_upload_bytes,
+            })?,
+        )
+    } else {
+        None
+    };
+    let kind = match plan {
+        None => UploadKind::Single,
+        Some(plan) => UploadKind::Multipart {
+            s3_upload_id: app
+                .objects
+                .create_multipart(&object_key, &content_type)
+                .await?,
+            part_size: plan.part_size,
+            part_count: plan.part_count,
+        },
+    };
+
+    let mut session = UploadSession {
+        tenant_id: principal.tenant_id.clone(),
+        upload_id: upload_id.clone(),
+        file_id: file_id.clone(),
+        object_key: object_key.clone(),
+        declared_size: size,
+        content_type: content_type.clone(),
+        sha256: sha256.clone(),
+        status: UploadStatus::Pending,
+        kind: kind.clone(),
+        creates_file: matches!(target, Target::NewFile(_)),
+        base_revision: None,
+        rejection_reason: None,
+        created_by: principal.actor(),
+        created_at: now,
+        expires_at: session_expires_at,
+    };
+    let stored = store_session(app, principal, body, &mut session, target).await;
+    if let (Err(_), UploadKind::Multipart { s3_upload_id, .. }) = (&stored, &kind) {
+        // Nothing refers to the S3 upload: do not leave it (and its parts) behind.
+        if let Err(e) = app.objects.abort_multipart(&object_key, s3_upload_id).await {
+            tracing::warn!(error = %e, "could not abort an unused multipart upload");
+        }
+    }
+    // A `replace` upload joined the file that holds the name (`session.file_id` says which).
+    let creates_file = stored?;
+    Ok(Declared {
+        session,
+        creates_file,
+        plan,
+        urls_expire_at: expires_at,
+    })
 }
 
 /// The new pending file, from the request's description of it.

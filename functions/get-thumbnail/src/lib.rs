@@ -8,14 +8,13 @@ use lambda_http::RequestExt;
 use lambda_http::{Body, Request, Response};
 use shared::domain::{FileRecord, THUMBNAIL_SIZES, Thumbnails};
 use shared::http::authorize;
-use shared::http::{file_id_param, query_param, redirect, respond};
+use shared::http::{file_id_param, redirect, respond, wait_param};
 use shared::principal::Scope;
 use shared::storage::DownloadOverrides;
 use shared::{ApiError, App, keys};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const MAX_WAIT_SECONDS: u64 = 10;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 pub async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
@@ -76,19 +75,4 @@ fn size_param(req: &Request) -> Result<u32, ApiError> {
             name: "size",
             reason: format!("must be one of {THUMBNAIL_SIZES:?}"),
         })
-}
-
-fn wait_param(req: &Request) -> Result<Duration, ApiError> {
-    match query_param(req, "wait") {
-        None => Ok(Duration::ZERO),
-        Some(value) => value
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= MAX_WAIT_SECONDS)
-            .map(Duration::from_secs)
-            .ok_or(ApiError::InvalidParameter {
-                name: "wait",
-                reason: format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}"),
-            }),
-    }
 }
