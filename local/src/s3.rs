@@ -180,8 +180,8 @@ impl S3Endpoint {
         self.local_addr
     }
 
-    /// How many PUTs (objects and parts) succeeded so far: lets a test see that a resumed upload
-    /// does not send again what S3 already holds.
+    /// How many PUTs of content (objects and parts; not tagging, not copies) succeeded so far:
+    /// lets a test see that a resumed upload does not send again what S3 already holds.
     pub fn successful_puts(&self) -> usize {
         self.puts.load(Ordering::SeqCst)
     }
@@ -388,7 +388,14 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
         req.extensions_mut().insert(meta.clone());
         let front = self.front.clone();
-        let is_put = req.method() == Method::PUT;
+        // PUTs of content only: not PutObjectTagging (`?tagging`), which marks objects live, nor
+        // copies (`x-amz-copy-source`), which send no bytes.
+        let is_put = req.method() == Method::PUT
+            && !req.uri().query().is_some_and(|q| {
+                q.split('&')
+                    .any(|p| p == "tagging" || p.starts_with("tagging="))
+            })
+            && !req.headers().contains_key("x-amz-copy-source");
         Box::pin(async move {
             let resp = front.s3.call(req.map(s3s::Body::from)).await?;
             if is_put && resp.status().is_success() {
