@@ -517,3 +517,89 @@ async fn a_parents_claim_that_cannot_be_read_is_403_never_a_wider_token() {
     assert_eq!(status, 200, "{listed}");
     assert_eq!(listed["items"][0]["name"], "a.txt");
 }
+
+/// `POST /v1/files` (one-request upload) as `curl -F` sends it: text fields, then the content.
+async fn post_form(
+    t: &TestStack,
+    token: &str,
+    fields: &[(&str, &str)],
+    content: &[u8],
+) -> (u16, Value) {
+    const BOUNDARY: &str = "containers-7d2e";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"f\"\r\nContent-Type: text/plain\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let resp = t
+        .http
+        .post(t.url("/v1/files"))
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn one_request_uploads_follow_the_same_parents() {
+    // GIVEN a token limited to case-1, a file in case-9 and one in case-1, and another tenant's
+    let t = TestStack::start().await;
+    let wide = t.token_with("acme", "alice", ALL);
+    let limited = token_limited_to(&t, "acme", "lena", ALL, &["case-1"]);
+    let outside = jpeg_in(&t, &wide, "out.jpg", Some("case-9")).await;
+    let inside = jpeg_in(&t, &wide, "in.jpg", Some("case-1")).await;
+    let foreign = jpeg_in(
+        &t,
+        &t.token_with("globex", "gina", ALL),
+        "f.jpg",
+        Some("case-1"),
+    )
+    .await;
+
+    // WHEN it posts new files: THEN only into case-1
+    for fields in [
+        vec![("name", "n.txt"), ("parent", "case-9")],
+        vec![("name", "n.txt")],
+    ] {
+        let (status, problem) = post_form(&t, &limited, &fields, b"n").await;
+        assert_eq!(status, 403, "{fields:?}: {problem}");
+        assert_eq!(problem["code"], "parent_not_permitted");
+        assert_matches_schema("POST", "/v1/files", 403, &problem);
+    }
+    let (status, file) = post_form(
+        &t,
+        &limited,
+        &[("name", "n.txt"), ("parent", "case-1")],
+        b"n",
+    )
+    .await;
+    assert_eq!(status, 201, "{file}");
+
+    // WHEN it posts a new revision: THEN of the file inside only; the one outside answers as
+    // another tenant's file
+    let (status, foreign_answer) = post_form(&t, &limited, &[("file_id", &foreign)], b"r").await;
+    assert_eq!(status, 404, "{foreign_answer}");
+    let (status, answer) = post_form(&t, &limited, &[("file_id", &outside)], b"r").await;
+    assert_eq!((status, &answer), (404, &foreign_answer));
+    let (status, revised) = post_form(&t, &limited, &[("file_id", &inside)], b"r").await;
+    assert!(status == 201, "{revised}");
+}
