@@ -82,15 +82,18 @@ async fn post(
     content_type: &str,
     body: Vec<u8>,
 ) -> Answer {
-    let resp = t
-        .http
-        .post(t.url(&format!("/v1/files{query}")))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("POST /v1/files");
+    send(
+        t.http
+            .post(t.url(&format!("/v1/files{query}")))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body),
+    )
+    .await
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let resp = request.send().await.expect("POST /v1/files");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.json().await.unwrap_or(Value::Null);
@@ -571,18 +574,26 @@ async fn the_size_limit_is_the_platforms_and_is_enforced_at_the_byte() {
     let token = t.token("acme", "alice");
     assert_eq!(MAX_CONTENT_BYTES, 4_636_672);
 
-    // WHEN the content is exactly at the limit THEN it is accepted, and downloads whole
+    // WHEN the content is exactly at the limit, with 8 KB of headers besides the token (API
+    // Gateway takes 10,240 bytes of request line and headers; the event repeats some of them)
+    // THEN it is accepted, and downloads whole
     let at_limit = test_bytes(MAX_CONTENT_BYTES as usize, 14);
+    let body = form_body(&[
+        field("name", "at-limit.bin"),
+        field("sha256", &sha256_hex(&at_limit)),
+        content("application/octet-stream", at_limit.clone()),
+    ]);
     let started = Instant::now();
-    let answer = post_form(
-        &t,
-        &token,
-        "",
-        &[
-            field("name", "at-limit.bin"),
-            field("sha256", &sha256_hex(&at_limit)),
-            content("application/octet-stream", at_limit.clone()),
-        ],
+    let answer = send(
+        t.http
+            .post(t.url("/v1/files"))
+            .bearer_auth(&token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .header("x-padding", "p".repeat(8_000))
+            .body(body),
     )
     .await;
     let took = started.elapsed();

@@ -36,10 +36,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Room kept in Lambda's invocation payload for everything of the event but the body: the headers
-/// and the request line (API Gateway takes at most 10,240 bytes of them), which the event repeats
-/// (`rawPath` and `requestContext.http.path`, `rawQueryString` and `queryStringParameters`, the
-/// token's claims beside the `authorization` header) and JSON-escapes, and the fixed members
-/// (`requestContext`, about 1 KB). 64 KiB is over twice the worst of it.
+/// and the request line, of which API Gateway takes at most 10,240 bytes in all, and which the event
+/// repeats and JSON-escapes (`rawPath` and `requestContext.http.path`, `rawQueryString` and
+/// `queryStringParameters`, the token's claims beside the `authorization` header), and the fixed
+/// members (`requestContext`, about 1 KB). Three times the 10,240 bytes (a 10 KB header block in the
+/// headers, its token again as claims, escaping) stays under 64 KiB. A request that fills its
+/// 10,240 bytes with a query string of escaped characters (repeated four times over) could still
+/// push a form at the content limit past Lambda's limit: API Gateway then refuses it itself.
 pub const EVENT_ENVELOPE_MARGIN_BYTES: usize = 64 * 1024;
 
 /// The largest `multipart/form-data` body: base64 makes 4 bytes of every 3, and the encoded body
@@ -48,9 +51,10 @@ pub const EVENT_ENVELOPE_MARGIN_BYTES: usize = 64 * 1024;
 pub const MAX_FORM_BODY_BYTES: usize =
     (LAMBDA_MAX_REQUEST_PAYLOAD_BYTES - EVENT_ENVELOPE_MARGIN_BYTES) / 4 * 3;
 
-/// Room kept in the body for the form's framing and fields: at their limits the fields take about
-/// 17 KB (name 1,020 bytes, parent 1,024, 20 tags of 256, metadata 2,048, each JSON-escaped at
-/// worst twice over, sha256, file_id, if_match), the boundaries and part headers about 2 KB.
+/// Room kept in the body for the form's framing and fields: at their limits the field values take
+/// about 12.5 KB (name 1,020 bytes, parent 1,024, 20 tags of 256, metadata at most 5.2 KB as JSON
+/// even with every character `\u`-escaped, sha256, file_id, if_match, replace), and the boundaries
+/// and part headers of its at most 29 parts about 5 KB (170 bytes each): 17.5 KB of 32 KiB.
 pub const FIELDS_MARGIN_BYTES: usize = 32 * 1024;
 
 /// The largest content `POST /v1/files` takes: 4,669,440 - 32,768 = 4,636,672 bytes (4.42 MiB).
