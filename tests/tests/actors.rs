@@ -248,3 +248,63 @@ async fn records_written_before_actors_had_a_type_still_read() {
     assert_eq!(revisions["items"][0]["created_by"], alice);
     assert_eq!(listed["items"][0]["id"], id.as_str());
 }
+
+#[tokio::test]
+async fn an_upload_started_before_the_change_still_completes() {
+    // GIVEN an upload session as sessions written before held it: the creator's `sub` string
+    let t = TestStack::start().await;
+    let token = t.token("acme", "alice");
+    let (status, upload) = t
+        .create_upload(
+            &token,
+            &json!({"name": "late.txt", "size": 4, "content_type": "text/plain"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{upload}");
+    let upload_id = upload["upload_id"].as_str().unwrap();
+    let client = local_stack::dynamodb::local_client(&t.stack.dynamodb_endpoint).await;
+    client
+        .update_item()
+        .table_name(&t.stack.app.config.table_name)
+        .key(
+            "pk",
+            AttributeValue::S(shared::keys::upload_pk("acme", upload_id)),
+        )
+        .key("sk", AttributeValue::S(shared::keys::UPLOAD_SK.to_string()))
+        .update_expression("SET created_by = :who")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":who", AttributeValue::S("alice".into()))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN its content lands and is processed, and its creator asks for it
+    assert_eq!(t.put_content(&upload, b"late".to_vec()).await.status(), 200);
+    let file_id = upload["file_id"].as_str().unwrap();
+    let file = t.wait_for_status(&token, file_id, "ready").await;
+    let (status, state) = t
+        .call(
+            Method::GET,
+            &token,
+            &format!("/v1/uploads/{upload_id}"),
+            None,
+        )
+        .await;
+
+    // THEN the revision names the session's creator, read as a user, and she still owns it
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["status"], "completed");
+    assert_eq!(file["updated_by"], json!({"id": "alice", "type": "user"}));
+    let (_, revisions) = t
+        .call(
+            Method::GET,
+            &token,
+            &format!("/v1/files/{file_id}/revisions"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        revisions["items"][0]["created_by"],
+        json!({"id": "alice", "type": "user"})
+    );
+}
