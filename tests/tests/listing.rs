@@ -1114,3 +1114,57 @@ async fn get_file_links_conditional_requests_and_the_trash() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+/// Every tenant's files are served from the bucket's one origin: HTML, SVG and scripts asked for
+/// inline would run there. They are attachments whatever the client asks; passive types (images,
+/// plain text, PDF) are inline when asked. Checked on the headers the local S3 endpoint answers the
+/// presigned GET with.
+#[tokio::test]
+async fn active_content_is_served_as_an_attachment_even_when_asked_inline() {
+    let t = TestStack::start().await;
+    let token = t.token("acme", "alice");
+    let jpeg = integration_tests::jpeg_with_orientation(64, 48, 1);
+    let cases: [(&str, &str, Vec<u8>, &str); 5] = [
+        (
+            "page.html",
+            "text/html",
+            b"<!doctype html><script>alert(document.domain)</script>".to_vec(),
+            "attachment",
+        ),
+        (
+            "icon.svg",
+            "image/svg+xml",
+            br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#.to_vec(),
+            "attachment",
+        ),
+        (
+            "app.js",
+            "text/javascript",
+            b"alert(document.cookie)".to_vec(),
+            "attachment",
+        ),
+        ("photo.jpg", "image/jpeg", jpeg, "inline"),
+        ("notes.txt", "text/plain", b"just text".to_vec(), "inline"),
+    ];
+    for (name, content_type, content, served) in cases {
+        let file = upload_ready(
+            &t,
+            &token,
+            json!({"name": name, "content_type": content_type}),
+            &content,
+        )
+        .await;
+        let id = file["id"].as_str().unwrap();
+        let redirect = content_redirect(&t, &token, id, "?disposition=inline").await;
+        assert_eq!(redirect.status(), 302, "{name}");
+        let location = redirect.headers()["location"].to_str().unwrap().to_string();
+        let download = t.http.get(&location).send().await.unwrap();
+        assert_eq!(download.status(), 200, "{name}");
+        let header = download.headers()["content-disposition"].to_str().unwrap();
+        assert!(
+            header.starts_with(&format!("{served};")),
+            "{name} ({content_type}) asked inline is served {header:?}"
+        );
+        assert_eq!(download.headers()["content-type"], content_type, "{name}");
+    }
+}

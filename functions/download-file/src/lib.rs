@@ -3,13 +3,18 @@
 //! The bytes never pass through Lambda (6 MB response limit, and no reason to pay for the transfer):
 //! S3 serves them, with the file's type and an RFC 6266 `Content-Disposition` set through the
 //! presigned response overrides; S3 also serves `Range` requests on that URL.
-//! `?disposition=inline|attachment` (default attachment); `?revision=N` an older revision (404 if the
-//! file has no such revision). A file in the trash answers 404.
+//! `?disposition=inline|attachment` (default attachment); inline only for passive types
+//! (`shared::domain::disposition::INLINE_TYPES`): HTML, SVG, XML, scripts and unknown types are
+//! always attachments, since every tenant's files share the bucket's origin. S3 cannot add
+//! `X-Content-Type-Options: nosniff` to a presigned GET (its response overrides are the content
+//! type, disposition, encoding, language, cache control and expiry), so the type is always the
+//! checked one, set through the override. `?revision=N` an older revision (404 if the file has no
+//! such revision). A file in the trash answers 404.
 
 use lambda_http::{Body, Request, Response};
 use shared::app::Trashed;
 use shared::domain::FileStatus;
-use shared::domain::disposition::{Disposition, content_disposition};
+use shared::domain::disposition::{Disposition, content_disposition, served_disposition};
 use shared::http::authorize;
 use shared::http::{file_id_param, query_param, redirect, respond};
 use shared::principal::Scope;
@@ -65,7 +70,10 @@ async fn download_file(app: &App, req: &Request) -> Result<Response<Body>, ApiEr
         .presign_download(
             &object_key,
             &DownloadOverrides {
-                content_disposition: &content_disposition(disposition, &file.name),
+                content_disposition: &content_disposition(
+                    served_disposition(disposition, &content_type),
+                    &file.name,
+                ),
                 content_type: &content_type,
             },
             app.config.download_url_ttl,

@@ -51,6 +51,48 @@ fn ascii_fallback(name: &str) -> String {
         .collect()
 }
 
+/// Types a browser shows without running anything: what `?disposition=inline` may serve inline.
+/// Everything else (HTML, SVG, XML, scripts, and any type not listed) is always an attachment: the
+/// bucket's origin is shared by every tenant's files, so active content rendered there would run
+/// with that origin. PDFs are listed because browsers render them in a sandboxed viewer. Parameters
+/// (`; charset=...`) do not count.
+pub const INLINE_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "image/bmp",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "text/markdown",
+];
+
+/// Families whose every member is passive media (players, not documents).
+pub const INLINE_FAMILIES: &[&str] = &["audio/", "video/"];
+
+/// The disposition a download is served with: `asked`, unless the type may not be inline.
+pub fn served_disposition(asked: Disposition, content_type: &str) -> Disposition {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let passive = INLINE_TYPES.contains(&essence.as_str())
+        || INLINE_FAMILIES.iter().any(|family| {
+            essence
+                .strip_prefix(family)
+                .is_some_and(|subtype| !subtype.is_empty())
+        });
+    if passive {
+        asked
+    } else {
+        Disposition::Attachment
+    }
+}
+
 pub fn content_disposition(disposition: Disposition, file_name: &str) -> String {
     let kind = match disposition {
         Disposition::Attachment => "attachment",
@@ -66,6 +108,47 @@ pub fn content_disposition(disposition: Disposition, file_name: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_content_is_always_an_attachment() {
+        for active in [
+            "text/html",
+            "text/html; charset=utf-8",
+            "image/svg+xml",
+            "application/xml",
+            "text/xml",
+            "application/xhtml+xml",
+            "text/javascript",
+            "application/javascript",
+            "application/octet-stream",
+            "application/x-unknown",
+            "audio/",
+        ] {
+            assert_eq!(
+                served_disposition(Disposition::Inline, active),
+                Disposition::Attachment,
+                "{active}"
+            );
+        }
+        for passive in [
+            "image/png",
+            "Image/JPEG",
+            "text/plain; charset=utf-8",
+            "video/mp4",
+            "audio/mpeg",
+            "application/pdf",
+        ] {
+            assert_eq!(
+                served_disposition(Disposition::Inline, passive),
+                Disposition::Inline,
+                "{passive}"
+            );
+            assert_eq!(
+                served_disposition(Disposition::Attachment, passive),
+                Disposition::Attachment
+            );
+        }
+    }
 
     #[test]
     fn plain_names_pass_through() {
