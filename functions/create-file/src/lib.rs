@@ -543,6 +543,28 @@ mod tests {
         assert!(declaration.replace);
     }
 
+    /// `events/create-file.json` (for `sam local invoke` and `cargo lambda invoke`) is a form this
+    /// function reads, as the Lambda runtime hands it over (base64 body decoded by lambda_http).
+    #[tokio::test]
+    async fn the_fixture_event_is_a_form_it_reads() {
+        let fixture = include_str!("../../../events/create-file.json");
+        let event: lambda_http::request::LambdaRequest = serde_json::from_str(fixture).unwrap();
+        let req: Request = event.into();
+        assert!(
+            matches!(req.body(), Body::Binary(_)),
+            "base64 bodies arrive decoded"
+        );
+        let boundary = form_boundary(&req).unwrap();
+        assert_eq!(wait_param(&req).unwrap(), Duration::from_secs(5));
+        let form = read_form(body_bytes(&req), boundary).await.unwrap();
+        let (declaration, content) = form.into_declaration().unwrap();
+        assert_eq!(content, b"hello, files\n");
+        assert_eq!(declaration.name.as_deref(), Some("hello.txt"));
+        assert_eq!(declaration.parent.as_deref(), Some("case-42"));
+        assert_eq!(declaration.content_type, "text/plain");
+        assert_eq!(declaration.metadata.unwrap()["source"], "fixture");
+    }
+
     #[tokio::test]
     async fn malformed_forms_have_stable_codes() {
         let cases: Vec<(&str, Bytes, &str)> = vec![
