@@ -324,6 +324,90 @@ async fn an_executable_declared_as_an_image_is_rejected() {
     assert_eq!(download.status(), 409);
 }
 
+/// The type policy (shared/src/domain/sniff.rs) on files of common types, each declared truthfully
+/// (accepted: `ready`) and lied about (rejected: `content_mismatch`), through the S3 event.
+#[tokio::test]
+async fn common_files_declared_truthfully_are_accepted_and_lies_are_rejected() {
+    let t = TestStack::start().await;
+    let token = t.token("acme", "alice");
+    let with_tail = |head: &[u8]| {
+        let mut bytes = head.to_vec();
+        bytes.extend(test_bytes(300, 5));
+        bytes
+    };
+    let jpeg = integration_tests::jpeg_with_orientation(32, 24, 1);
+    let pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec();
+    // An OOXML document is a zip whose first entry is [Content_Types].xml.
+    let docx = with_tail(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml");
+    let zip = with_tail(b"PK\x03\x04\x14\x00\x00\x00\x08\x00");
+    let legacy_doc = with_tail(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1");
+    let mp3 = with_tail(b"ID3\x04\x00\x00\x00\x00\x00\x21");
+    let mp4 = with_tail(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2");
+    let elf = with_tail(b"\x7fELF\x02\x01\x01\x00");
+    let csv = b"id,name\n1,alice\n2,bob\n".to_vec();
+    let json_doc = br#"{"a": [1, 2, 3]}"#.to_vec();
+    let shell = b"#!/bin/sh\necho hello\n".to_vec();
+    let perl = b"#!/usr/bin/perl\nprint \"hi\\n\";\n".to_vec();
+    let html = b"<!doctype html><p>hi</p>".to_vec();
+    let cases: Vec<(&str, &str, Vec<u8>, bool)> = vec![
+        // Truthful.
+        ("photo.jpg", "image/jpeg", jpeg.clone(), true),
+        ("report.pdf", "application/pdf", pdf.clone(), true),
+        (
+            "letter.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            docx.clone(),
+            true,
+        ),
+        ("old.doc", "application/msword", legacy_doc, true),
+        ("bundle.zip", "application/zip", zip.clone(), true),
+        ("song.mp3", "audio/mpeg", mp3, true),
+        ("clip.mp4", "video/mp4", mp4.clone(), true),
+        ("table.csv", "text/csv", csv, true),
+        ("data.json", "application/json", json_doc, true),
+        ("run.sh", "text/x-sh", shell.clone(), true),
+        ("run-as-text.sh", "text/plain", shell.clone(), true),
+        ("tool.pl", "application/x-perl", perl, true),
+        ("page.html", "text/html", html.clone(), true),
+        ("program", "application/octet-stream", elf.clone(), true),
+        // Lies.
+        ("fake.png", "image/png", pdf.clone(), false),
+        ("fake.pdf", "application/pdf", zip.clone(), false),
+        ("fake-report.pdf", "application/pdf", shell.clone(), false),
+        ("fake.jpg", "image/jpeg", html, false),
+        ("fake.mp4", "video/mp4", shell.clone(), false),
+        (
+            "fake.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            elf.clone(),
+            false,
+        ),
+        ("fake.txt", "text/plain", elf, false),
+        ("fake.zip", "application/zip", shell, false),
+    ];
+    for (name, content_type, content, accepted) in cases {
+        let (status, upload) = t
+            .create_upload(
+                &token,
+                &json!({"name": name, "size": content.len(), "content_type": content_type}),
+            )
+            .await;
+        assert_eq!(status, 201, "{name}: {upload}");
+        assert_eq!(
+            t.put_content(&upload, content).await.status(),
+            200,
+            "{name}"
+        );
+        let want = if accepted { "ready" } else { "rejected" };
+        let file = t
+            .wait_for_status(&token, upload["file_id"].as_str().unwrap(), want)
+            .await;
+        if !accepted {
+            assert_eq!(file["rejection_reason"], "content_mismatch", "{name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn names_are_unique_per_parent_case_insensitively_unless_replacing() {
     let t = TestStack::start().await;

@@ -3,6 +3,18 @@
 //! Used to refuse content whose magic bytes contradict the declared type in a dangerous way: an
 //! executable or a script declared as an image or a document would be served with a harmless-looking
 //! type. A mismatch between two harmless types (a PNG declared as JPEG) is not refused.
+//!
+//! The policy, by what the content turns out to be (README, "What a file serves is what was
+//! checked", has it as a table):
+//! - a raster image type (`image/*` but SVG) must hold a raster image, of any format;
+//! - `application/pdf` must hold a PDF (`%PDF-`);
+//! - a binary executable (PE, ELF, Mach-O) only under an opaque or executable type
+//!   (`application/octet-stream`, `application/x-msdownload`, ...);
+//! - a script (`#!`) is text: accepted under any textual type (`text/*`, JSON, XML, JavaScript,
+//!   shell, Perl, Python, Ruby, PHP types) and opaque ones, refused under any other (an image, a PDF,
+//!   audio, video, an office document);
+//! - HTML, SVG and XML markup likewise: textual, markup and opaque types only;
+//! - anything else is accepted as declared (the checks are for disguises, not for exact formats).
 
 /// How many leading bytes the checks need.
 pub const SNIFF_LEN: usize = 64;
@@ -18,8 +30,10 @@ pub enum Sniffed {
     /// HEIC/HEIF/AVIF (ISO-BMFF image brands).
     Heif,
     Pdf,
-    /// PE (MZ), ELF, Mach-O, or a `#!` script.
+    /// PE (MZ), ELF, Mach-O.
     Executable,
+    /// A `#!` script: text that runs when executed.
+    Script,
     /// HTML or SVG, which browsers run scripts in.
     Markup,
     Unknown,
@@ -70,9 +84,10 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         || starts(b"\xFE\xED\xFA\xCF")
         || starts(b"\xCE\xFA\xED\xFE")
         || starts(b"\xCF\xFA\xED\xFE")
-        || starts(b"#!")
     {
         Sniffed::Executable
+    } else if starts(b"#!") {
+        Sniffed::Script
     } else if looks_like_markup(head) {
         Sniffed::Markup
     } else {
@@ -102,29 +117,51 @@ fn declared_as_opaque_or_executable(content_type: &str) -> bool {
             | "application/x-executable"
             | "application/x-elf"
             | "application/x-mach-binary"
-            | "application/x-sh"
-            | "text/x-shellscript"
-            | "text/x-python"
-            | "text/html"
-            | "image/svg+xml"
-            | "application/xhtml+xml"
-            | "application/xml"
-            | "text/xml"
     )
+}
+
+/// Types whose content is text: a script or markup stored under them is what they say.
+fn declared_as_text(essence: &str) -> bool {
+    essence.starts_with("text/")
+        || essence.ends_with("+xml")
+        || essence.ends_with("+json")
+        || matches!(
+            essence,
+            "application/json"
+                | "application/xml"
+                | "application/javascript"
+                | "application/ecmascript"
+                | "application/x-sh"
+                | "application/x-csh"
+                | "application/x-shellscript"
+                | "application/x-perl"
+                | "application/x-python"
+                | "application/x-python-code"
+                | "application/x-ruby"
+                | "application/x-php"
+                | "application/x-httpd-php"
+                | "application/sql"
+                | "application/yaml"
+                | "application/x-yaml"
+                | "application/toml"
+        )
 }
 
 /// `Err(reason)` when the content contradicts the declared type dangerously.
 pub fn check_declared_type(declared: &str, head: &[u8]) -> Result<Sniffed, &'static str> {
     let sniffed = sniff(head);
     let essence = declared.split(';').next().unwrap_or_default().trim();
+    let opaque = declared_as_opaque_or_executable(essence);
     match sniffed {
-        Sniffed::Executable if !declared_as_opaque_or_executable(essence) => {
-            Err("executable content declared as another type")
+        Sniffed::Executable if !opaque => Err("executable content declared as another type"),
+        Sniffed::Script if !opaque && !declared_as_text(essence) => {
+            Err("a script declared as a type that is not text")
         }
-        Sniffed::Markup
-            if !declared_as_opaque_or_executable(essence) && essence != "text/plain" =>
-        {
+        Sniffed::Markup if !opaque && !declared_as_text(essence) => {
             Err("HTML or SVG content declared as another type")
+        }
+        other if essence == "application/pdf" && other != Sniffed::Pdf => {
+            Err("declared as a PDF but the content is not one")
         }
         // An image type promises an image: anything else would be rendered by whatever sniffs it.
         other if is_raster_image_type(essence) && !other.is_raster_image() => {
@@ -158,6 +195,41 @@ mod tests {
         assert!(check_declared_type("image/png", b"MZ\x90\0\x03").is_err());
         assert!(check_declared_type("application/pdf", b"\x7fELF\x02\x01").is_err());
         assert!(check_declared_type("application/octet-stream", b"MZ\x90\0").is_ok());
+    }
+
+    #[test]
+    fn scripts_are_text_executables_are_not() {
+        let sh = b"#!/bin/sh\necho hi\n";
+        let perl = b"#!/usr/bin/perl\nprint 1;\n";
+        for declared in [
+            "text/plain",
+            "text/x-sh",
+            "application/x-sh",
+            "text/x-shellscript",
+        ] {
+            assert!(check_declared_type(declared, sh).is_ok(), "{declared}");
+        }
+        assert!(check_declared_type("application/x-perl", perl).is_ok());
+        for declared in [
+            "image/png",
+            "application/pdf",
+            "video/mp4",
+            "audio/mpeg",
+            "application/zip",
+        ] {
+            assert!(check_declared_type(declared, sh).is_err(), "{declared}");
+        }
+        assert!(check_declared_type("text/plain", b"\x7fELF\x02\x01").is_err());
+        assert!(check_declared_type("application/x-executable", b"\x7fELF\x02\x01").is_ok());
+    }
+
+    #[test]
+    fn a_pdf_must_be_one_and_markup_is_text() {
+        assert!(check_declared_type("application/pdf", b"%PDF-1.7\n").is_ok());
+        assert!(check_declared_type("application/pdf", b"PK\x03\x04").is_err());
+        assert!(check_declared_type("text/csv", b"<html><body>").is_ok());
+        assert!(check_declared_type("image/svg+xml", b"<svg xmlns=").is_ok());
+        assert!(check_declared_type("application/zip", b"<html><body>").is_err());
     }
 
     #[test]
