@@ -79,7 +79,13 @@ fn spec(i: usize) -> Spec {
         // Image types must hold images (a PNG declared as JPEG is fine).
         png(4 + (i as u32 * 7) % 29, 4)
     } else {
-        let mut c = format!("file {i}\n").into_bytes();
+        // A PDF must start as one (shared/src/domain/sniff.rs); text is text.
+        let header = if content_type == "application/pdf" {
+            "%PDF-1.7\n"
+        } else {
+            ""
+        };
+        let mut c = format!("{header}file {i}\n").into_bytes();
         c.extend(std::iter::repeat_n(b'x', (i * 37) % 500));
         c
     };
