@@ -14,8 +14,8 @@ use lambda_http::{Body, RequestExt};
 use local_stack::authorizer::{JwtAuthorizer, JwtAuthorizerConfig, mint_hs256};
 use local_stack::cors::CorsConfig;
 use local_stack::gateway::{
-    Gateway, GatewayError, GatewayHandle, MAX_REQUEST_BODY_BYTES, RouteHandler, StaticDir,
-    route_handler,
+    Gateway, GatewayError, GatewayHandle, MAX_INVOCATION_PAYLOAD_BYTES, MAX_REQUEST_BODY_BYTES,
+    RouteHandler, StaticDir, route_handler,
 };
 use local_stack::template::{HttpRoute, SamTemplate};
 use serde_json::{Value, json};
@@ -451,21 +451,34 @@ async fn bodies_over_10_mb_are_refused_with_413() {
     assert_eq!(response.status(), 413);
     assert_eq!(gateway.calls.load(Ordering::SeqCst), 0);
 
+    // Under API Gateway's 10 MB but over Lambda's invocation limit once in the event (base64):
+    // refused before the function too.
+    let over_lambda = gateway
+        .client
+        .post(gateway.url("/v1/uploads"))
+        .bearer_auth(token_for("acme", "alice"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![7u8; MAX_INVOCATION_PAYLOAD_BYTES / 4 * 3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over_lambda.status(), 413);
+    assert_eq!(gateway.calls.load(Ordering::SeqCst), 0);
+
+    // A body whose event fits: passed on whole.
+    let fits = MAX_INVOCATION_PAYLOAD_BYTES / 4 * 3 - 64 * 1024;
     let at_limit = gateway
         .client
         .post(gateway.url("/v1/uploads"))
         .bearer_auth(token_for("acme", "alice"))
         .header("content-type", "application/octet-stream")
         .header("x-echo-raw", "1")
-        .body(vec![7u8; MAX_REQUEST_BODY_BYTES])
+        .body(vec![7u8; fits])
         .send()
         .await
         .unwrap();
     assert_eq!(at_limit.status(), 200);
-    assert_eq!(
-        at_limit.bytes().await.unwrap().len(),
-        MAX_REQUEST_BODY_BYTES
-    );
+    assert_eq!(at_limit.bytes().await.unwrap().len(), fits);
     gateway.handle.shutdown().await;
 }
 
@@ -611,7 +624,10 @@ fn the_cors_configuration_is_read_from_the_template_with_its_parameters() {
         default.allow_headers,
         vec!["authorization", "content-type", "if-match", "if-none-match"]
     );
-    assert_eq!(default.expose_headers, vec!["etag", "location"]);
+    assert_eq!(
+        default.expose_headers,
+        vec!["etag", "location", "thumbnail-status"]
+    );
     assert_eq!(default.max_age, Some(3600));
     assert!(!default.allow_credentials);
     assert_eq!(
@@ -718,7 +734,7 @@ async fn responses_to_allowed_origins_carry_allow_origin_and_the_exposed_headers
             ("access-control-allow-origin".into(), APP_ORIGIN.into()),
             (
                 "access-control-expose-headers".into(),
-                "etag,location".into()
+                "etag,location,thumbnail-status".into()
             ),
         ]
     );

@@ -7,7 +7,7 @@
 //! The policy, by what the content turns out to be (README, "What a file serves is what was
 //! checked", has it as a table):
 //! - a raster image type (`image/*` but SVG) must hold a raster image, of any format;
-//! - `application/pdf` must hold a PDF (`%PDF-`);
+//! - `application/pdf` must hold a PDF (`%PDF`, the start of its `%PDF-1.x` header);
 //! - a binary executable (PE, ELF, Mach-O) only under an opaque or executable type
 //!   (`application/octet-stream`, `application/x-msdownload`, ...);
 //! - a script (`#!`) is text: accepted under any textual type (`text/*`, JSON, XML, JavaScript,
@@ -76,7 +76,7 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         )
     {
         Sniffed::Heif
-    } else if starts(b"%PDF-") {
+    } else if starts(b"%PDF") {
         Sniffed::Pdf
     } else if starts(b"MZ")
         || starts(b"\x7fELF")
