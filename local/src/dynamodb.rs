@@ -446,17 +446,22 @@ impl OutputTail {
     }
 }
 
+/// The fixed credentials every local client signs with (DynamoDB Local, the S3 endpoint, streams).
+pub fn local_credentials() -> Credentials {
+    Credentials::new(
+        LOCAL_ACCESS_KEY_ID,
+        LOCAL_SECRET_ACCESS_KEY,
+        None,
+        None,
+        "files-api-local",
+    )
+}
+
 fn local_client_config(endpoint_url: &str) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(LOCAL_REGION))
-        .credentials_provider(Credentials::new(
-            LOCAL_ACCESS_KEY_ID,
-            LOCAL_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "files-api-local",
-        ))
+        .credentials_provider(local_credentials())
         .endpoint_url(endpoint_url)
 }
 

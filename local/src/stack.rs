@@ -388,13 +388,7 @@ pub fn local_s3_client(endpoint_url: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new(LOCAL_REGION))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            LOCAL_ACCESS_KEY_ID,
-            LOCAL_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "files-api-local",
-        ))
+        .credentials_provider(crate::dynamodb::local_credentials())
         .endpoint_url(endpoint_url)
         .force_path_style(true)
         .build();

@@ -8,7 +8,7 @@
 //! Lambda gives it to the on-failure destination (here: logged), and the shard moves on. Polls every
 //! [`POLL_INTERVAL`], as Lambda polls a shard four times a second.
 
-use crate::dynamodb::{LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_ACCESS_KEY};
+use crate::dynamodb::{LOCAL_REGION, local_credentials};
 use crate::template::StreamMapping;
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
@@ -22,6 +22,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The longest pause between retries of a failing batch.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// Records per GetRecords call: the API's maximum, as Lambda reads a shard.
 const GET_RECORDS_LIMIT: usize = 1000;
@@ -89,13 +92,7 @@ fn streams_client(endpoint_url: &str) -> aws_sdk_dynamodbstreams::Client {
     let config = aws_sdk_dynamodbstreams::config::Builder::new()
         .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodbstreams::config::Region::new(LOCAL_REGION))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            LOCAL_ACCESS_KEY_ID,
-            LOCAL_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "files-api-local",
-        ))
+        .credentials_provider(local_credentials())
         .endpoint_url(endpoint_url)
         .build();
     aws_sdk_dynamodbstreams::Client::from_conf(config)
@@ -271,7 +268,10 @@ impl ShardReader {
                     retries,
                 },
             );
-            tokio::time::sleep(self.retry_delay).await;
+            // Backing off as Lambda does between retries of a stream batch, so that the retry
+            // budget spans more than a passing hiccup of DynamoDB Local.
+            let backoff = self.retry_delay * 2u32.pow(retries.clamp(0, 8) as u32);
+            tokio::time::sleep(backoff.min(MAX_RETRY_DELAY)).await;
         }
     }
 
@@ -285,14 +285,7 @@ impl ShardReader {
             ("content-type", "application/x-amz-json-1.0"),
             ("x-amz-target", "DynamoDBStreams_20120810.GetRecords"),
         ];
-        let identity = aws_credential_types::Credentials::new(
-            LOCAL_ACCESS_KEY_ID,
-            LOCAL_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "files-api-local",
-        )
-        .into();
+        let identity = local_credentials().into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(LOCAL_REGION)

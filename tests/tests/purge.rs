@@ -44,6 +44,55 @@ async fn items_under_file(t: &TestStack, file_id: &str) -> usize {
     }
 }
 
+/// A ready text file named `name` with tag `tag` and `revisions` revisions (the later ones made by
+/// restoring the first: server-side copies, quick to make); answers its id.
+async fn file_with_revisions(
+    t: &TestStack,
+    token: &str,
+    name: &str,
+    tag: &str,
+    revisions: usize,
+) -> String {
+    let (_, upload) = t
+        .create_upload(
+            token,
+            &json!({"name": name, "size": 2, "content_type": "text/plain", "tags": [tag]}),
+        )
+        .await;
+    t.put_content(&upload, b"v1".to_vec()).await;
+    let (status, file) = t
+        .complete(token, upload["upload_id"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(status, 200, "{file}");
+    let id = file["id"].as_str().unwrap().to_string();
+    for _ in 2..=revisions {
+        let (status, body) = call(
+            t,
+            reqwest::Method::POST,
+            &format!("/v1/files/{id}/revisions/1/restore"),
+            token,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    id
+}
+
+/// Step 1 of a permanent delete (the file becomes a `deleting_since` marker), and nothing after it.
+async fn mark_deleting(t: &TestStack, file_id: &str) {
+    let app = &t.stack.app;
+    let shared::store::FileForDelete::Live(record) = app
+        .files
+        .file_for_delete("acme", file_id)
+        .await
+        .unwrap()
+        .unwrap()
+    else {
+        panic!("the file is live");
+    };
+    app.files.mark_file_deleting(&record).await.unwrap();
+}
+
 #[tokio::test]
 async fn an_interrupted_permanent_delete_of_many_revisions_resumes_and_leaves_nothing() {
     use shared::purge::{Budget, Progress, REVISIONS_PER_CHUNK, purge_file};
@@ -52,30 +101,9 @@ async fn an_interrupted_permanent_delete_of_many_revisions_resumes_and_leaves_no
     let t = TestStack::start_without_stream_mappings().await;
     let token = t.token("acme", "alice");
     let admin = t.token_with("acme", "root", "files:admin");
-    let (_, upload) = t
-        .create_upload(
-            &token,
-            &json!({"name": "history.txt", "size": 2, "content_type": "text/plain", "tags": ["kept"]}),
-        )
-        .await;
-    t.put_content(&upload, b"v1".to_vec()).await;
-    let (status, file) = t
-        .complete(&token, upload["upload_id"].as_str().unwrap(), None)
-        .await;
-    assert_eq!(status, 200, "{file}");
-    let id = file["id"].as_str().unwrap().to_string();
-    // More revisions than one chunk. Restores are server-side copies, so they are quick to make.
+    // More revisions than one chunk.
     let revisions = REVISIONS_PER_CHUNK + 30;
-    for _ in 2..=revisions {
-        let (status, body) = call(
-            &t,
-            reqwest::Method::POST,
-            &format!("/v1/files/{id}/revisions/1/restore"),
-            &token,
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    let id = file_with_revisions(&t, &token, "history.txt", "kept", revisions).await;
     // Thumbnails the processor wrote without recording them (it failed in between): the delete
     // must find them by their keys, whatever the revision record says.
     let app = &t.stack.app;
@@ -98,16 +126,7 @@ async fn an_interrupted_permanent_delete_of_many_revisions_resumes_and_leaves_no
     assert!(objects > revisions, "{objects}");
 
     // A delete that stops after its first chunk (its Lambda timed out, say).
-    let shared::store::FileForDelete::Live(record) = app
-        .files
-        .file_for_delete("acme", &id)
-        .await
-        .unwrap()
-        .unwrap()
-    else {
-        panic!("the file is live");
-    };
-    app.files.mark_file_deleting(&record).await.unwrap();
+    mark_deleting(&t, &id).await;
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let progress = purge_file(app, "acme", &id, Budget::until(far).at_most(1))
         .await
@@ -200,45 +219,14 @@ async fn an_abandoned_permanent_delete_is_finished_by_the_table_stream() {
     use shared::purge::REVISIONS_PER_CHUNK;
     let t = TestStack::start().await;
     let token = t.token("acme", "alice");
-    let (_, upload) = t
-        .create_upload(
-            &token,
-            &json!({"name": "abandoned.txt", "size": 2, "content_type": "text/plain", "tags": ["t"]}),
-        )
-        .await;
-    t.put_content(&upload, b"v1".to_vec()).await;
-    let (status, file) = t
-        .complete(&token, upload["upload_id"].as_str().unwrap(), None)
-        .await;
-    assert_eq!(status, 200, "{file}");
-    let id = file["id"].as_str().unwrap().to_string();
     // More revisions than one purge chunk.
     let revisions = REVISIONS_PER_CHUNK + 5;
-    for _ in 2..=revisions {
-        let (status, body) = call(
-            &t,
-            reqwest::Method::POST,
-            &format!("/v1/files/{id}/revisions/1/restore"),
-            &token,
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    let id = file_with_revisions(&t, &token, "abandoned.txt", "t", revisions).await;
     assert_eq!(items_under_file(&t, &id).await, 1 + revisions);
     assert!(t.stack.list_objects().await.len() >= revisions);
 
     // Step 1 of DELETE, and nothing after it.
-    let app = &t.stack.app;
-    let shared::store::FileForDelete::Live(record) = app
-        .files
-        .file_for_delete("acme", &id)
-        .await
-        .unwrap()
-        .unwrap()
-    else {
-        panic!("the file is live");
-    };
-    app.files.mark_file_deleting(&record).await.unwrap();
+    mark_deleting(&t, &id).await;
     assert_eq!(t.get_file(&token, &id).await.status(), 404);
 
     let waited = std::time::Instant::now();
