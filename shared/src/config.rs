@@ -41,7 +41,16 @@ pub struct Config {
     /// list-files function needs it (it answers 500 without it). Changing it invalidates the cursors
     /// handed out before (clients get 400 `invalid_cursor` and start their walk again).
     pub cursor_secret: Option<Secret>,
+    /// `FILES_LIST_PAGE_MAX_BYTES` (default 1 MiB, at most [`MAX_LIST_PAGE_BYTES`]): a listing page
+    /// (`GET /v1/files`) ends early, with a `next_cursor`, before its items' JSON would pass this
+    /// many bytes, so that no page can outgrow Lambda's 6 MB response, whatever the files hold.
+    pub list_page_max_bytes: usize,
 }
+
+/// The largest `FILES_LIST_PAGE_MAX_BYTES`: Lambda's synchronous response is at most 6,291,456
+/// bytes, and API Gateway's payload format puts the body in a JSON string, where escaping can
+/// double it (every `"` becomes `\"`); this leaves room for that and for the envelope.
+pub const MAX_LIST_PAGE_BYTES: usize = 3_000_000;
 
 /// Key material that never shows in logs (`Debug` prints only its length).
 #[derive(Clone, PartialEq, Eq)]
@@ -172,6 +181,16 @@ impl Config {
                 }
                 Some(secret) => Some(Secret::new(secret)),
             },
+            list_page_max_bytes: {
+                let max = parsed("FILES_LIST_PAGE_MAX_BYTES", MIB)?;
+                if !(4096..=MAX_LIST_PAGE_BYTES as u64).contains(&max) {
+                    return Err(ConfigError::Invalid {
+                        name: "FILES_LIST_PAGE_MAX_BYTES",
+                        reason: format!("must be from 4096 to {MAX_LIST_PAGE_BYTES} bytes"),
+                    });
+                }
+                max as usize
+            },
         })
     }
 }
@@ -198,6 +217,7 @@ mod tests {
         assert!(!c.s3_force_path_style);
         assert_eq!(c.allowed_content_types, vec!["*/*"]);
         assert_eq!(c.multipart_threshold_bytes, 100 * MIB);
+        assert_eq!(c.list_page_max_bytes, 1024 * 1024);
     }
 
     #[test]
@@ -218,6 +238,9 @@ mod tests {
         let mut bad_size = base.to_vec();
         bad_size.push(("FILES_MAX_UPLOAD_BYTES", "-1"));
         assert!(config(&bad_size).is_err());
+        let mut page_over_lambda = base.to_vec();
+        page_over_lambda.push(("FILES_LIST_PAGE_MAX_BYTES", "6291456"));
+        assert!(config(&page_over_lambda).is_err());
     }
 
     #[test]

@@ -5,12 +5,16 @@
 //! - file record        pk `T#<tenant>#F#<file>`    sk `FILE`
 //! - file revision      pk `T#<tenant>#F#<file>`    sk `REV#<revision, 10 digits>`
 //! - upload session     pk `T#<tenant>#U#<upload>`  sk `UPLOAD`
-//! - gsi1 (by parent)   `T#<tenant>#P[#<parent>]`   / `<created_at>#<file>`
-//! - gsi2 (by tenant)   `T#<tenant>`                / `<updated_at>#<file>`
-//! - gsi3 (by tenant)   `T#<tenant>`                / `<created_at>#<file>`
-//! - gsi4 (by parent)   `T#<tenant>#P[#<parent>]`   / `<name key>\x01<file>`
+//! - gsi1 (by parent)   `<area>#P[#<parent>]`       / `<created_at>#<file>`
+//! - gsi2 (by tenant)   `<area>`                    / `<updated_at>#<file>`
+//! - gsi3 (by tenant)   `<area>`                    / `<created_at>#<file>`
+//! - gsi4 (by parent)   `<area>#P[#<parent>]`       / `<name key>\x01<file>`
 //! - name claim         pk `T#<tenant>#N[#<parent>]` sk `NAME#<name key>`
-//! - tag entry          pk `T#<tenant>#TAG#<tag>`    sk `<created_at>#<file>` (keys only)
+//! - tag entry          pk `<area>#TAG#<tag>`        sk `<created_at>#<file>` (keys only)
+//!
+//! `<area>` is `T#<tenant>` for files not in the trash and `T#<tenant>#TRASH` for trashed ones
+//! ([`ListingArea`]): the two are indexed in different partitions, so that neither listing reads
+//! the other's items.
 //!
 //! S3: content at `uploads/<tenant>/<upload>`: one object per upload (so per revision), fixed before
 //! the upload knows which file it will belong to (a `replace` upload may join an existing file), and
@@ -43,15 +47,44 @@ pub fn upload_pk(tenant: &str, upload_id: &str) -> String {
     format!("T#{tenant}#U#{upload_id}")
 }
 
-pub fn parent_gsi_pk(tenant: &str, parent: Option<&str>) -> String {
-    match parent {
-        Some(parent) => format!("T#{tenant}#P#{parent}"),
-        None => format!("T#{tenant}#P"),
+/// Which listing partitions a file is indexed in. Trashed files are kept apart from the others, so
+/// that a listing of either never reads (and pays for, and is bounded by) the other's items: a
+/// tenant with 100,000 files in the trash lists its live files as fast as one with none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingArea {
+    Live,
+    Trash,
+}
+
+impl ListingArea {
+    pub fn of(file: &crate::domain::FileRecord) -> ListingArea {
+        if file.trashed_at.is_some() {
+            ListingArea::Trash
+        } else {
+            ListingArea::Live
+        }
+    }
+
+    /// The prefix of every listing partition of this area. Tenant ids never hold `#`, so the
+    /// segment after the tenant (`P`, `TAG`, `TRASH`, and the table's `F`, `U`, `N`) tells the
+    /// kinds apart, and no live key can equal a trash key.
+    fn prefix(self, tenant: &str) -> String {
+        match self {
+            ListingArea::Live => format!("T#{tenant}"),
+            ListingArea::Trash => format!("T#{tenant}#TRASH"),
+        }
     }
 }
 
-pub fn tenant_gsi_pk(tenant: &str) -> String {
-    format!("T#{tenant}")
+pub fn parent_gsi_pk(tenant: &str, area: ListingArea, parent: Option<&str>) -> String {
+    match parent {
+        Some(parent) => format!("{}#P#{parent}", area.prefix(tenant)),
+        None => format!("{}#P", area.prefix(tenant)),
+    }
+}
+
+pub fn tenant_gsi_pk(tenant: &str, area: ListingArea) -> String {
+    area.prefix(tenant)
 }
 
 pub fn time_sort_key(at: &Timestamp, file_id: &str) -> String {
@@ -65,8 +98,8 @@ pub fn name_sort_key(name_key: &str, file_id: &str) -> String {
 }
 
 /// The partition of a tag's entries.
-pub fn tag_pk(tenant: &str, tag: &str) -> String {
-    format!("T#{tenant}#TAG#{tag}")
+pub fn tag_pk(tenant: &str, area: ListingArea, tag: &str) -> String {
+    format!("{}#TAG#{tag}", area.prefix(tenant))
 }
 
 pub fn object_key(tenant: &str, upload_id: &str) -> String {
@@ -190,9 +223,11 @@ mod tests {
         let name = "\u{1D160}".repeat(MAX_NAME_CHARS);
         let name_key = crate::domain::names::name_key(&name);
         for pk in [
-            parent_gsi_pk(&tenant, Some(&parent)),
+            parent_gsi_pk(&tenant, ListingArea::Live, Some(&parent)),
+            parent_gsi_pk(&tenant, ListingArea::Trash, Some(&parent)),
             name_claim_pk(&tenant, Some(&parent)),
-            tag_pk(&tenant, &tag),
+            tag_pk(&tenant, ListingArea::Live, &tag),
+            tag_pk(&tenant, ListingArea::Trash, &tag),
             file_pk(&tenant, &file_id),
             upload_pk(&tenant, &file_id),
         ] {
@@ -207,6 +242,24 @@ mod tests {
         }
         // S3 object keys: at most 1,024 bytes.
         assert!(thumbnail_key(&object_key(&tenant, &file_id), 1024).len() <= 1024);
+    }
+
+    #[test]
+    fn live_and_trash_partitions_never_share_a_key() {
+        use ListingArea::{Live, Trash};
+        // Parents and tags are free text (`#` included): a trash key must not be reachable by a
+        // live parent or tag, nor the other way round.
+        for (a, b) in [("TRASH", "x"), ("x", "TRASH#P#x"), ("#TRASH", "#TRASH")] {
+            assert_ne!(
+                parent_gsi_pk("t", Live, Some(a)),
+                parent_gsi_pk("t", Trash, Some(b))
+            );
+            assert_ne!(parent_gsi_pk("t", Live, Some(a)), tenant_gsi_pk("t", Trash));
+            assert_ne!(tag_pk("t", Live, a), tag_pk("t", Trash, b));
+            assert_ne!(tag_pk("t", Live, a), parent_gsi_pk("t", Trash, Some(b)));
+        }
+        assert!(!parent_gsi_pk("t", Live, Some("TRASH")).starts_with(&tenant_gsi_pk("t", Trash)));
+        assert!(!tag_pk("t", Live, "x").starts_with(&tenant_gsi_pk("t", Trash)));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::domain::names::{name_key, normalized_name};
 use crate::domain::time::{Timestamp, format};
 use crate::domain::{FileRecord, FileStatus};
 use crate::error::ApiError;
-use crate::keys;
+use crate::keys::{self, ListingArea};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -571,9 +571,36 @@ impl ListQuery {
         Sha256::digest(canonical.to_string().as_bytes()).into()
     }
 
-    /// The index ranges of a limited token's parents, one scan each (`None` when not limited or
-    /// when `parent` narrows the listing to one of them).
-    fn permitted_scans(&self, tenant: &str, index: Index) -> Option<Vec<Scan>> {
+    /// The listing areas this query reads: files in the trash are indexed in partitions of their
+    /// own ([`ListingArea`]), so the default listing never reads a trashed file, nor `trashed=true`
+    /// a live one; `trashed=all` reads both and merges them.
+    fn areas(&self) -> &'static [ListingArea] {
+        match self.trashed {
+            TrashedFilter::Exclude => &[ListingArea::Live],
+            TrashedFilter::Only => &[ListingArea::Trash],
+            TrashedFilter::Include => &[ListingArea::Live, ListingArea::Trash],
+        }
+    }
+
+    /// One range of `index`, in every area the query reads: the partition of each area, the same
+    /// bounds and direction.
+    fn scans_of(
+        &self,
+        tenant: &str,
+        index: Index,
+        partition: impl Fn(ListingArea) -> String,
+        bounds: KeyBounds,
+        descending: bool,
+    ) -> Vec<Scan> {
+        self.areas()
+            .iter()
+            .map(|&area| Scan::new(tenant, index, partition(area), bounds.clone(), descending))
+            .collect()
+    }
+
+    /// The index ranges of a limited token's parents, in every area read (`None` when not
+    /// limited or when `parent` narrows the listing to one of them).
+    fn permitted_scans(&self, tenant: &str, index: Index, descending: bool) -> Option<Vec<Scan>> {
         if self.parent.is_some() {
             return None;
         }
@@ -585,13 +612,13 @@ impl ListQuery {
         Some(
             parents
                 .iter()
-                .map(|parent| {
-                    Scan::new(
+                .flat_map(|parent| {
+                    self.scans_of(
                         tenant,
                         index,
-                        keys::parent_gsi_pk(tenant, Some(parent)),
+                        |area| keys::parent_gsi_pk(tenant, area, Some(parent)),
                         bounds.clone(),
-                        self.order.descending,
+                        descending,
                     )
                 })
                 .collect(),
@@ -609,127 +636,124 @@ impl ListQuery {
             OrderField::Name => Some(Index::ParentByName),
             _ => None,
         };
-        if let Some(scans) = merged_index.and_then(|index| self.permitted_scans(tenant, index)) {
-            return Plan::Merge(scans);
+        if let Some(scans) =
+            merged_index.and_then(|index| self.permitted_scans(tenant, index, descending))
+        {
+            return Plan::of(scans);
         }
-        if let Some(parent) = &self.parent {
+        let in_order = if let Some(parent) = &self.parent {
+            let partition = |area| keys::parent_gsi_pk(tenant, area, Some(parent));
             match field {
-                OrderField::Name => {
-                    return Plan::Stream(Scan::new(
-                        tenant,
-                        Index::ParentByName,
-                        keys::parent_gsi_pk(tenant, Some(parent)),
-                        KeyBounds::default(),
-                        descending,
-                    ));
-                }
-                OrderField::CreatedAt => {
-                    return Plan::Stream(Scan::new(
-                        tenant,
-                        Index::ParentByCreated,
-                        keys::parent_gsi_pk(tenant, Some(parent)),
-                        self.created.key_bounds(),
-                        descending,
-                    ));
-                }
-                _ => {}
-            }
-        } else if let Some(tag) = &self.tag {
-            if field == OrderField::CreatedAt {
-                return Plan::Stream(Scan::new(
+                OrderField::Name => Some(self.scans_of(
                     tenant,
-                    Index::Tag,
-                    keys::tag_pk(tenant, tag),
+                    Index::ParentByName,
+                    partition,
+                    KeyBounds::default(),
+                    descending,
+                )),
+                OrderField::CreatedAt => Some(self.scans_of(
+                    tenant,
+                    Index::ParentByCreated,
+                    partition,
                     self.created.key_bounds(),
                     descending,
-                ));
+                )),
+                _ => None,
             }
+        } else if let Some(tag) = &self.tag {
+            (field == OrderField::CreatedAt).then(|| {
+                self.scans_of(
+                    tenant,
+                    Index::Tag,
+                    |area| keys::tag_pk(tenant, area, tag),
+                    self.created.key_bounds(),
+                    descending,
+                )
+            })
         } else {
+            let partition = |area| keys::tenant_gsi_pk(tenant, area);
             match field {
-                OrderField::CreatedAt => {
-                    return Plan::Stream(Scan::new(
-                        tenant,
-                        Index::TenantByCreated,
-                        keys::tenant_gsi_pk(tenant),
-                        self.created.key_bounds(),
-                        descending,
-                    ));
-                }
-                OrderField::UpdatedAt => {
-                    return Plan::Stream(Scan::new(
-                        tenant,
-                        Index::TenantByUpdated,
-                        keys::tenant_gsi_pk(tenant),
-                        self.updated.key_bounds(),
-                        descending,
-                    ));
-                }
-                _ => {}
+                OrderField::CreatedAt => Some(self.scans_of(
+                    tenant,
+                    Index::TenantByCreated,
+                    partition,
+                    self.created.key_bounds(),
+                    descending,
+                )),
+                OrderField::UpdatedAt => Some(self.scans_of(
+                    tenant,
+                    Index::TenantByUpdated,
+                    partition,
+                    self.updated.key_bounds(),
+                    descending,
+                )),
+                _ => None,
             }
+        };
+        match in_order {
+            Some(scans) => Plan::of(scans),
+            None => Plan::Sort(self.candidate_scans(tenant)),
         }
-        Plan::Sort(self.candidate_scans(tenant))
     }
 
-    /// The index reads whose files include every match. For a token limited to some parents
-    /// (and no `parent`): all of its parents' ranges. Else the reads that each return a superset,
-    /// narrowest first: the parent's files, the tag's files, the tenant's files in the created or
-    /// updated range. They are read side by side and the first to end within the bound is used; a
-    /// tenant-wide read without any range only when nothing narrower applies.
+    /// The index reads whose files include every match, as sources that each hold every match
+    /// alone (see [`Candidates`]). For a token limited to some parents (and no `parent`): one
+    /// source, all of its parents' ranges. Else, narrowest first: the parent's files, the tag's
+    /// files, the tenant's files in the created or updated range; the tenant's files without any
+    /// range only when nothing narrower applies. Each in every listing area the query reads.
     pub fn candidate_scans(&self, tenant: &str) -> Candidates {
-        if let Some(mut scans) = self.permitted_scans(tenant, Index::ParentByCreated) {
-            // Gathered whole and sorted in memory: the direction of the reads does not matter.
-            for scan in &mut scans {
-                scan.descending = false;
-            }
-            return Candidates::All(scans);
+        // Gathered whole and sorted in memory: the direction of the reads does not matter.
+        if let Some(scans) = self.permitted_scans(tenant, Index::ParentByCreated, false) {
+            return Candidates(vec![scans]);
         }
-        let mut scans = Vec::new();
+        let tenant_wide = |area| keys::tenant_gsi_pk(tenant, area);
+        let mut sources = Vec::new();
         if let Some(parent) = &self.parent {
-            scans.push(Scan::new(
+            sources.push(self.scans_of(
                 tenant,
                 Index::ParentByCreated,
-                keys::parent_gsi_pk(tenant, Some(parent)),
+                |area| keys::parent_gsi_pk(tenant, area, Some(parent)),
                 self.created.key_bounds(),
                 false,
             ));
         }
         if let Some(tag) = &self.tag {
-            scans.push(Scan::new(
+            sources.push(self.scans_of(
                 tenant,
                 Index::Tag,
-                keys::tag_pk(tenant, tag),
+                |area| keys::tag_pk(tenant, area, tag),
                 self.created.key_bounds(),
                 false,
             ));
         }
         if self.created.is_bounded() {
-            scans.push(Scan::new(
+            sources.push(self.scans_of(
                 tenant,
                 Index::TenantByCreated,
-                keys::tenant_gsi_pk(tenant),
+                tenant_wide,
                 self.created.key_bounds(),
                 false,
             ));
         }
         if self.updated.is_bounded() {
-            scans.push(Scan::new(
+            sources.push(self.scans_of(
                 tenant,
                 Index::TenantByUpdated,
-                keys::tenant_gsi_pk(tenant),
+                tenant_wide,
                 self.updated.key_bounds(),
                 false,
             ));
         }
-        if scans.is_empty() {
-            scans.push(Scan::new(
+        if sources.is_empty() {
+            sources.push(self.scans_of(
                 tenant,
                 Index::TenantByCreated,
-                keys::tenant_gsi_pk(tenant),
+                tenant_wide,
                 KeyBounds::default(),
                 false,
             ));
         }
-        Candidates::Narrowest(scans)
+        Candidates(sources)
     }
 
     /// True when filters remain after `scan`'s key condition, so that many index items may be read
@@ -740,39 +764,14 @@ impl ListQuery {
             || self.content_type.is_some()
             || self.created_by.is_some()
             || self.status.is_some()
-            || self.trashed == TrashedFilter::Only
             || (self.tag.is_some() && scan.index != Index::Tag)
             || (self.parent.is_some() && !scan.index.is_by_parent())
             || (self.created.is_bounded() && sorted_by != OrderField::CreatedAt)
             || (self.updated.is_bounded() && sorted_by != OrderField::UpdatedAt)
     }
 
-    /// One page of a query sorted in memory: the matching candidates in order, after `after`.
-    pub fn page_from_candidates(
-        &self,
-        candidates: Vec<FileRecord>,
-        after: Option<&Position>,
-    ) -> Page {
-        let field = self.order.field;
-        let mut matching: Vec<(Position, FileRecord)> = candidates
-            .into_iter()
-            .filter(|f| self.matches(f))
-            .map(|f| (Position::of(field, &f), f))
-            .filter(|(p, _)| after.is_none_or(|a| self.order.compare(p, a) == Ordering::Greater))
-            .collect();
-        matching.sort_by(|(a, _), (b, _)| self.order.compare(a, b));
-        // Two reads of one file (two candidate scans never mix, but be safe) count once.
-        matching.dedup_by(|(a, _), (b, _)| a.id == b.id);
-        let next = (matching.len() > self.limit).then(|| matching[self.limit - 1].0.clone());
-        matching.truncate(self.limit);
-        Page {
-            items: matching.into_iter().map(|(_, f)| f).collect(),
-            next,
-        }
-    }
-
-    /// One page from the pages of several scans of one order (a limited token's parents), each
-    /// read from the same cursor position: the first `limit` of their files in the order. `more`:
+    /// One page from the pages of several scans of one order (a limited token's parents, the live
+    /// and the trash areas of `trashed=all`), each read from the same cursor position: the first `limit` of their files in the order. `more`:
     /// some scan has files after its page. Files not read from a scan that has more all come after
     /// its last one, hence after the page's last one, so the next page starts right there.
     pub fn merge_pages(&self, files: Vec<FileRecord>, more: bool) -> Page {
@@ -790,11 +789,6 @@ impl ListQuery {
             items: files.into_iter().map(|(_, f)| f).collect(),
             next,
         }
-    }
-
-    /// `count_only`: how many candidates match.
-    pub fn count(&self, candidates: &[FileRecord]) -> usize {
-        candidates.iter().filter(|f| self.matches(f)).count()
     }
 }
 
@@ -900,14 +894,12 @@ impl Scan {
     }
 }
 
-/// The index reads whose files include every match of a query.
+/// The index reads whose files include every match of a query sorted or counted in memory, as
+/// sources: each source alone holds every match (the scans of one range in each listing area
+/// read, or all of a limited token's parents), so the sources are read side by side, a chunk each
+/// in turn, and the first to end is used: the smallest set wins without knowing sizes up front.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Candidates {
-    /// Each scan alone returns a superset: they are read side by side and the first to end is used.
-    Narrowest(Vec<Scan>),
-    /// Only together do they (a limited token's parents): every one is read, within one budget.
-    All(Vec<Scan>),
-}
+pub struct Candidates(pub Vec<Vec<Scan>>);
 
 /// How a query is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -916,12 +908,136 @@ pub enum Plan {
     /// is full, filtering in memory.
     Stream(Scan),
     /// Several partitions of one index whose order is the requested one (a limited token's
-    /// parents): each is streamed from the cursor's position with an equal share of the read
-    /// budget, all at once, and the pages merged ([`ListQuery::merge_pages`]).
+    /// parents, the two listing areas of `trashed=all`): each is streamed from the cursor's
+    /// position with an equal share of the read budget, all at once, and the pages merged
+    /// ([`ListQuery::merge_pages`]).
     Merge(Vec<Scan>),
-    /// No index has the requested order for this partition: read every candidate (bounded), then
-    /// filter, sort and cut the page in memory.
+    /// No index has the requested order for this partition: read the candidates (bounded),
+    /// filter them and keep the page in memory ([`Gather`]).
     Sort(Candidates),
+}
+
+impl Plan {
+    /// Reads in the query's order: one partition is streamed, several merged.
+    fn of(mut scans: Vec<Scan>) -> Plan {
+        if scans.len() == 1 {
+            Plan::Stream(scans.remove(0))
+        } else {
+            Plan::Merge(scans)
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Plan::Stream(_) => "stream",
+            Plan::Merge(_) => "merge",
+            Plan::Sort(_) => "sort",
+        }
+    }
+}
+
+/// A file's place in a [`Gather`]: its position, compared in the query's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ranked {
+    position: Position,
+    order: Order,
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.order.compare(&self.position, &other.position)
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What a query sorted or counted in memory keeps of its candidates while they are read: how many
+/// match, and (for a page) the first `limit + 1` matches after the cursor in the query's order,
+/// the extra one saying whether a next page exists. Candidates stream through it chunk by chunk,
+/// so the working set is one chunk (a DynamoDB Query answer, at most 1 MB) plus `limit + 1`
+/// files per source, whatever the number of candidates; BENCHMARKS.md has the memory it takes.
+#[derive(Debug)]
+pub struct Gather<'q> {
+    query: &'q ListQuery,
+    after: Option<Position>,
+    /// How many of the best matches to keep: `limit + 1` for a page, 0 for a count.
+    keep: usize,
+    best: std::collections::BTreeMap<Ranked, FileRecord>,
+    matched: usize,
+}
+
+impl<'q> Gather<'q> {
+    /// Collects the page after `after`.
+    pub fn page(query: &'q ListQuery, after: Option<&Position>) -> Self {
+        Gather {
+            query,
+            after: after.cloned(),
+            keep: query.limit + 1,
+            best: Default::default(),
+            matched: 0,
+        }
+    }
+
+    /// Only counts (`count_only`).
+    pub fn count(query: &'q ListQuery) -> Self {
+        Gather {
+            keep: 0,
+            ..Gather::page(query, None)
+        }
+    }
+
+    /// Takes the next candidate (`None`: a tag entry whose file no longer exists).
+    pub fn offer(&mut self, file: Option<FileRecord>) {
+        let Some(file) = file.filter(|f| self.query.matches(f)) else {
+            return;
+        };
+        self.matched += 1;
+        if self.keep == 0 {
+            return;
+        }
+        let ranked = Ranked {
+            position: Position::of(self.query.order.field, &file),
+            order: self.query.order,
+        };
+        let after_cursor = self
+            .after
+            .as_ref()
+            .is_none_or(|a| self.query.order.compare(&ranked.position, a) == Ordering::Greater);
+        let among_best = self.best.len() < self.keep
+            || self
+                .best
+                .last_key_value()
+                .is_some_and(|(worst, _)| ranked < *worst);
+        if !(after_cursor && among_best) {
+            return;
+        }
+        // The same file read twice lands on the same key: kept once.
+        self.best.insert(ranked, file);
+        if self.best.len() > self.keep {
+            self.best.pop_last();
+        }
+    }
+
+    /// How many candidates matched (the answer of a count).
+    pub fn matched(&self) -> usize {
+        self.matched
+    }
+
+    /// The page: the first `limit` kept, and the position of the last one when more were kept.
+    pub fn into_page(self) -> Page {
+        let limit = self.query.limit;
+        let mut items: Vec<(Ranked, FileRecord)> = self.best.into_iter().collect();
+        let next = (items.len() > limit).then(|| items[limit - 1].0.position.clone());
+        items.truncate(limit);
+        Page {
+            items: items.into_iter().map(|(_, f)| f).collect(),
+            next,
+        }
+    }
 }
 
 /// A page of files and the position to continue after (`None`: this is the last page).
@@ -929,6 +1045,35 @@ pub enum Plan {
 pub struct Page {
     pub items: Vec<FileRecord>,
     pub next: Option<Position>,
+}
+
+impl Page {
+    /// Cuts the page before its answer outgrows `budget` bytes: `sizes[i]` is the encoded size of
+    /// item `i`. The first item is always kept (one item is bounded far below any budget by the
+    /// limits on names, tags and metadata), so every page moves the walk forward. A cut page
+    /// continues right after its last item, as a full one does. Returns how many items are kept.
+    pub fn keep_within_bytes(
+        &mut self,
+        field: OrderField,
+        sizes: &[usize],
+        budget: usize,
+    ) -> usize {
+        let mut total = 0usize;
+        let fits = sizes
+            .iter()
+            .take_while(|&&size| {
+                total = total.saturating_add(size);
+                total <= budget
+            })
+            .count()
+            .max(1)
+            .min(self.items.len());
+        if fits < self.items.len() {
+            self.items.truncate(fits);
+            self.next = self.items.last().map(|f| Position::of(field, f));
+        }
+        fits
+    }
 }
 
 /// Filling one page from an index in the requested order: items come in index order, filters
@@ -1118,6 +1263,15 @@ mod tests {
 
     fn parse(pairs: &[(&str, &str)]) -> Result<ListQuery, ApiError> {
         ListQuery::parse(pairs.iter().copied())
+    }
+
+    /// The page a [`Gather`] keeps of `files`, offered one by one.
+    fn gathered(q: &ListQuery, files: &[FileRecord], after: Option<&Position>) -> Page {
+        let mut gather = Gather::page(q, after);
+        for f in files {
+            gather.offer(Some(f.clone()));
+        }
+        gather.into_page()
     }
 
     fn file(n: u64, name: &str) -> FileRecord {
@@ -1313,14 +1467,29 @@ mod tests {
             ("tag", "t"),
             ("updated_from", "2026-01-01T00:00:00Z"),
         ]) {
-            Plan::Sort(Candidates::Narrowest(scans)) => {
-                let indexes: Vec<Index> = scans.iter().map(|s| s.index).collect();
-                assert_eq!(indexes, vec![Index::Tag, Index::TenantByUpdated]);
+            Plan::Sort(Candidates(sources)) => {
+                let indexes: Vec<Vec<Index>> = sources
+                    .iter()
+                    .map(|scans| scans.iter().map(|s| s.index).collect())
+                    .collect();
+                assert_eq!(
+                    indexes,
+                    vec![vec![Index::Tag], vec![Index::TenantByUpdated]]
+                );
             }
             other => panic!("{other:?}"),
         }
         match plan(&[("order_by", "name")]) {
-            Plan::Sort(Candidates::Narrowest(scans)) => assert_eq!(scans.len(), 1),
+            Plan::Sort(Candidates(sources)) => assert_eq!(
+                sources,
+                vec![vec![Scan::new(
+                    "acme",
+                    Index::TenantByCreated,
+                    "T#acme".into(),
+                    KeyBounds::default(),
+                    false
+                )]]
+            ),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
@@ -1339,8 +1508,8 @@ mod tests {
         let partitions =
             |scans: &[Scan]| -> Vec<String> { scans.iter().map(|s| s.partition.clone()).collect() };
         let expected = vec![
-            keys::parent_gsi_pk("acme", Some("case-1")),
-            keys::parent_gsi_pk("acme", Some("case-2")),
+            keys::parent_gsi_pk("acme", ListingArea::Live, Some("case-1")),
+            keys::parent_gsi_pk("acme", ListingArea::Live, Some("case-2")),
         ];
         // The order of an index: merged. With a tag, and by name, too: never the tag's or the
         // tenant's ranges.
@@ -1365,10 +1534,9 @@ mod tests {
                 ("updated_from", "2026-01-01T00:00:00Z"),
             ]),
         ] {
-            match q.candidate_scans("acme") {
-                Candidates::All(scans) => assert_eq!(partitions(&scans), expected),
-                other => panic!("{other:?}"),
-            }
+            let Candidates(sources) = q.candidate_scans("acme");
+            assert_eq!(sources.len(), 1, "one source: every parent is needed");
+            assert_eq!(partitions(&sources[0]), expected);
         }
         // One of its parents: that parent's range as usual; another parent: nothing to read.
         let one = limited(&[("parent", "case-2")]);
@@ -1383,6 +1551,136 @@ mod tests {
         assert_ne!(
             limited(&[]).fingerprint(),
             parse(&[]).unwrap().fingerprint()
+        );
+    }
+
+    #[test]
+    fn trashed_and_live_files_are_read_from_their_own_partitions() {
+        let partitions_of = |pairs: &[(&str, &str)]| -> Vec<String> {
+            match parse(pairs).unwrap().plan("acme") {
+                Plan::Stream(scan) => vec![scan.partition],
+                Plan::Merge(scans) => scans.into_iter().map(|s| s.partition).collect(),
+                Plan::Sort(Candidates(sources)) => {
+                    sources.into_iter().flatten().map(|s| s.partition).collect()
+                }
+            }
+        };
+        assert_eq!(partitions_of(&[]), vec!["T#acme"]);
+        assert_eq!(partitions_of(&[("trashed", "true")]), vec!["T#acme#TRASH"]);
+        assert_eq!(
+            partitions_of(&[("trashed", "all")]),
+            vec!["T#acme", "T#acme#TRASH"],
+            "both areas, merged in the order"
+        );
+        assert_eq!(
+            partitions_of(&[("trashed", "true"), ("parent", "p"), ("order_by", "name")]),
+            vec!["T#acme#TRASH#P#p"]
+        );
+        assert_eq!(
+            partitions_of(&[("trashed", "true"), ("tag", "t")]),
+            vec!["T#acme#TRASH#TAG#t"]
+        );
+        // Sorted in memory: every source holds both areas' ranges when both are asked for.
+        let Plan::Sort(Candidates(sources)) =
+            parse(&[("trashed", "all"), ("order_by", "size"), ("tag", "t")])
+                .unwrap()
+                .plan("acme")
+        else {
+            panic!("size is sorted in memory")
+        };
+        let source_partitions: Vec<Vec<&str>> = sources
+            .iter()
+            .map(|scans| scans.iter().map(|s| s.partition.as_str()).collect())
+            .collect();
+        assert_eq!(
+            source_partitions,
+            vec![vec!["T#acme#TAG#t", "T#acme#TRASH#TAG#t"]]
+        );
+        // A limited token: each of its parents in each area.
+        let mut limited = parse(&[("trashed", "all")]).unwrap();
+        limited.limit_to(Some(&["a".to_string(), "b".to_string()]));
+        let Plan::Merge(scans) = limited.plan("acme") else {
+            panic!()
+        };
+        let merged: Vec<&str> = scans.iter().map(|s| s.partition.as_str()).collect();
+        assert_eq!(
+            merged,
+            vec![
+                "T#acme#P#a",
+                "T#acme#TRASH#P#a",
+                "T#acme#P#b",
+                "T#acme#TRASH#P#b"
+            ]
+        );
+        // Reading only trashed files is no longer a filter that makes reads selective.
+        let trashed = parse(&[("trashed", "true")]).unwrap();
+        let Plan::Stream(scan) = trashed.plan("acme") else {
+            panic!()
+        };
+        assert!(!trashed.is_selective_on(&scan));
+    }
+
+    #[test]
+    fn a_gather_holds_at_most_limit_plus_one_files_and_counts_every_match() {
+        let q = parse(&[("order_by", "-size"), ("limit", "5")]).unwrap();
+        let mut gather = Gather::page(&q, None);
+        for n in 0..900 {
+            let mut f = file(n, "x");
+            f.size = (n * 7919) % 2_003;
+            gather.offer(Some(f));
+            assert!(gather.best.len() <= 6);
+        }
+        assert_eq!(gather.matched(), 900);
+        let page = gather.into_page();
+        let sizes: Vec<u64> = page.items.iter().map(|f| f.size).collect();
+        let mut all: Vec<u64> = (0..900).map(|n| (n * 7919) % 2_003).collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(sizes, all[..5].to_vec());
+        assert!(page.next.is_some());
+        // A count keeps no file at all; trashed files are not counted by default.
+        let counting = parse(&[("count_only", "true")]).unwrap();
+        let mut count = Gather::count(&counting);
+        for n in 0..100 {
+            let mut f = file(n, "x");
+            if n % 4 == 0 {
+                f.trashed_at = Some(f.created_at);
+            }
+            count.offer(Some(f));
+        }
+        count.offer(None);
+        assert!(count.best.is_empty());
+        assert_eq!(count.matched(), 75);
+    }
+
+    #[test]
+    fn a_page_ends_before_its_byte_budget_and_continues_after_its_last_item() {
+        let q = parse(&[("limit", "4")]).unwrap();
+        let files: Vec<FileRecord> = (0..4).map(|n| file(10 - n, "x")).collect();
+        let page = |next: Option<Position>| Page {
+            items: files.clone(),
+            next,
+        };
+        let later = Some(Position::of(OrderField::CreatedAt, &file(1, "x")));
+        // Everything fits: unchanged.
+        let mut whole = page(later.clone());
+        assert_eq!(whole.keep_within_bytes(q.order.field, &[10; 4], 40), 4);
+        assert_eq!(whole, page(later.clone()));
+        // Two fit: the next page starts after the second, even where this was the last page.
+        for next in [later.clone(), None] {
+            let mut cut = page(next);
+            assert_eq!(cut.keep_within_bytes(q.order.field, &[400; 4], 1000), 2);
+            assert_eq!(cut.items, files[..2].to_vec());
+            assert_eq!(
+                cut.next,
+                Some(Position::of(OrderField::CreatedAt, &files[1]))
+            );
+        }
+        // Not even one fits: one is sent anyway, so a walk always moves on.
+        let mut one = page(None);
+        assert_eq!(one.keep_within_bytes(q.order.field, &[5000; 4], 1000), 1);
+        assert_eq!(
+            one.next,
+            Some(Position::of(OrderField::CreatedAt, &files[0]))
         );
     }
 
@@ -1425,7 +1723,7 @@ mod tests {
             let mut seen = Vec::new();
             let mut after = None;
             loop {
-                let page = q.page_from_candidates(files.clone(), after.as_ref());
+                let page = gathered(&q, &files, after.as_ref());
                 assert!(page.items.len() == 5 || page.next.is_none());
                 seen.extend(page.items.iter().map(|f| Position::of(q.order.field, f)));
                 match page.next {
@@ -1445,7 +1743,7 @@ mod tests {
     #[test]
     fn name_order_is_case_insensitive_with_id_ties() {
         let q = parse(&[("order_by", "name")]).unwrap();
-        let page = q.page_from_candidates(vec![file(2, "b"), file(1, "B"), file(3, "a")], None);
+        let page = gathered(&q, &[file(2, "b"), file(1, "B"), file(3, "a")], None);
         let ids: Vec<&str> = page.items.iter().map(|f| &f.id[30..]).collect();
         assert_eq!(ids, vec!["03", "01", "02"]);
     }

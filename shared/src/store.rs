@@ -8,7 +8,7 @@
 use crate::domain::names::name_key;
 use crate::domain::{FileRecord, RevisionRecord, Thumbnails, UploadSession, UploadStatus};
 use crate::error::{ApiError, BoxError};
-use crate::keys;
+use crate::keys::{self, ListingArea};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -165,16 +165,19 @@ pub(crate) struct FileItem {
 
 impl FileItem {
     fn new(record: &FileRecord) -> Self {
+        // A trash or a restore rewrites the record, hence moves it between the listing areas.
+        let area = ListingArea::of(record);
+        let parent_pk = keys::parent_gsi_pk(&record.tenant_id, area, record.parent.as_deref());
         FileItem {
             pk: keys::file_pk(&record.tenant_id, &record.id),
             sk: keys::FILE_SK.to_string(),
-            gsi1pk: keys::parent_gsi_pk(&record.tenant_id, record.parent.as_deref()),
+            gsi1pk: parent_pk.clone(),
             gsi1sk: keys::time_sort_key(&record.created_at, &record.id),
-            gsi2pk: keys::tenant_gsi_pk(&record.tenant_id),
+            gsi2pk: keys::tenant_gsi_pk(&record.tenant_id, area),
             gsi2sk: keys::time_sort_key(&record.updated_at, &record.id),
-            gsi3pk: keys::tenant_gsi_pk(&record.tenant_id),
+            gsi3pk: keys::tenant_gsi_pk(&record.tenant_id, area),
             gsi3sk: keys::time_sort_key(&record.created_at, &record.id),
-            gsi4pk: keys::parent_gsi_pk(&record.tenant_id, record.parent.as_deref()),
+            gsi4pk: parent_pk,
             gsi4sk: keys::name_sort_key(&name_key(&record.name), &record.id),
             expires_at_epoch: record.expires_at.map(|t| t.timestamp()),
             record: record.clone(),
@@ -272,9 +275,10 @@ pub(crate) struct TagEntryItem {
 }
 
 impl TagEntryItem {
+    /// The entry of `tag` for `file` as it is now: in the trash's partition while it is trashed.
     fn new(file: &FileRecord, tag: &str) -> Self {
         TagEntryItem {
-            pk: keys::tag_pk(&file.tenant_id, tag),
+            pk: keys::tag_pk(&file.tenant_id, ListingArea::of(file), tag),
             sk: keys::time_sort_key(&file.created_at, &file.id),
             expires_at_epoch: file.expires_at.map(|t| t.timestamp()),
             entry: TagEntry {
@@ -381,36 +385,30 @@ impl FileStore {
     }
 
     /// The writes that move a file's tag entries from `before` to `after` (either may be absent:
-    /// a new file, a deleted file). Unchanged tags are not touched.
+    /// a new file, a deleted file): entries of tags it lost, or in the area it left (a trash or a
+    /// restore moves every entry), are deleted; new ones are put. Unchanged entries are not touched.
     pub fn tag_entry_writes(
         &self,
         before: Option<&FileRecord>,
         after: Option<&FileRecord>,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let tags_of = |f: Option<&FileRecord>| f.map(|f| f.tags.clone()).unwrap_or_default();
-        let (old, new) = (tags_of(before), tags_of(after));
+        let entries_of = |f: Option<&FileRecord>| -> Vec<TagEntryItem> {
+            f.map(|f| f.tags.iter().map(|t| TagEntryItem::new(f, t)).collect())
+                .unwrap_or_default()
+        };
+        let (old, new) = (entries_of(before), entries_of(after));
+        let same_key = |a: &TagEntryItem, b: &TagEntryItem| a.pk == b.pk && a.sk == b.sk;
         let mut writes = Vec::new();
-        if let Some(file) = before {
-            for tag in old.iter().filter(|t| !new.contains(t)) {
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(
-                        keys::tag_pk(&file.tenant_id, tag),
-                        keys::time_sort_key(&file.created_at, &file.id),
-                    )))
-                    .build()
-                    .map_err(|e| StoreError::Permanent(Box::new(e)))?;
-                writes.push(TransactWriteItem::builder().delete(delete).build());
-            }
+        for gone in old.iter().filter(|o| !new.iter().any(|n| same_key(o, n))) {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(gone.pk.clone(), gone.sk.clone())))
+                .build()
+                .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+            writes.push(TransactWriteItem::builder().delete(delete).build());
         }
-        if let Some(file) = after {
-            for tag in new.iter().filter(|t| !old.contains(t)) {
-                writes.push(self.put(
-                    to_item(&TagEntryItem::new(file, tag))?,
-                    None,
-                    Item::new(),
-                )?);
-            }
+        for added in new.iter().filter(|n| !old.iter().any(|o| same_key(o, n))) {
+            writes.push(self.put(to_item(added)?, None, Item::new())?);
         }
         Ok(writes)
     }

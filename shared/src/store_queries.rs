@@ -6,8 +6,8 @@ use crate::domain::FileRecord;
 use crate::error::ApiError;
 use crate::keys;
 use crate::listing::{
-    Candidates, Index, ListQuery, MAX_CHUNK, MAX_ITEMS_READ, Page, PageFill, Position, Scan,
-    too_broad,
+    Candidates, Gather, Index, ListQuery, MAX_CHUNK, MAX_ITEMS_READ, Page, PageFill, Plan,
+    Position, Scan, too_broad,
 };
 use crate::store::{
     FileItem, FileStore, Item, StoreError, TagEntryItem, classify, from_item, key, live_file,
@@ -260,77 +260,78 @@ impl FileStore {
         Ok((fill.finish(exhausted)?, stats))
     }
 
-    /// The candidate files of a query sorted or counted in memory (see [`Candidates`]).
-    pub async fn list_candidates(
+    /// One page of `query` after `after`, read as its plan says ([`ListQuery::plan`]).
+    pub async fn list_files(
         &self,
-        candidates: &Candidates,
-    ) -> Result<(Vec<FileRecord>, ReadStats), ApiError> {
-        match candidates {
-            Candidates::Narrowest(scans) => self.list_narrowest(scans).await,
-            Candidates::All(scans) => self.list_all(scans).await,
+        query: &ListQuery,
+        tenant: &str,
+        after: Option<&Position>,
+    ) -> Result<(Page, ReadStats), ApiError> {
+        match query.plan(tenant) {
+            Plan::Stream(scan) => self.list_page(query, &scan, after).await,
+            Plan::Merge(scans) => self.list_page_merged(query, &scans, after).await,
+            Plan::Sort(candidates) => {
+                let (gather, stats) = self
+                    .gather_candidates(&candidates, || Gather::page(query, after))
+                    .await?;
+                Ok((gather.into_page(), stats))
+            }
         }
     }
 
-    /// Every file of every one of `scans` (a limited token's parents), read one after the other
-    /// within one [`MAX_ITEMS_READ`]: more is 400 `query_too_broad`.
-    async fn list_all(&self, scans: &[Scan]) -> Result<(Vec<FileRecord>, ReadStats), ApiError> {
+    /// `count_only`: how many files match `query` (bounded like a listing).
+    pub async fn count_files(
+        &self,
+        query: &ListQuery,
+        tenant: &str,
+    ) -> Result<(usize, ReadStats), ApiError> {
+        let (gather, stats) = self
+            .gather_candidates(&query.candidate_scans(tenant), || Gather::count(query))
+            .await?;
+        Ok((gather.matched(), stats))
+    }
+
+    /// Streams the candidates of a query sorted or counted in memory through one [`Gather`] per
+    /// source (see [`Candidates`]): the sources are read side by side, a chunk each in turn, and
+    /// the gather of the first to end is the answer. Each chunk is offered as soon as it is read,
+    /// so what is held is one chunk plus what the gathers keep, never the candidates themselves.
+    /// More than [`MAX_ITEMS_READ`] items read in all: 400 `query_too_broad`.
+    async fn gather_candidates<'q>(
+        &self,
+        candidates: &Candidates,
+        new_gather: impl Fn() -> Gather<'q>,
+    ) -> Result<(Gather<'q>, ReadStats), ApiError> {
+        let sources = &candidates.0;
         let mut stats = ReadStats::default();
-        let mut files = Vec::new();
-        for scan in scans {
-            let mut start = None;
-            loop {
+        let mut gathers: Vec<Gather<'q>> = sources.iter().map(|_| new_gather()).collect();
+        // Where each source is: which of its scans, and where in it.
+        let mut at: Vec<(usize, Option<Item>)> = vec![(0, None); sources.len()];
+        // A source without reads holds nothing (and no source: nothing to read either).
+        if sources.is_empty() || sources.iter().any(Vec::is_empty) {
+            return Ok((new_gather(), stats));
+        }
+        loop {
+            for (i, scans) in sources.iter().enumerate() {
                 let left = MAX_ITEMS_READ.saturating_sub(stats.items_read);
                 if left == 0 {
                     return Err(too_broad());
                 }
+                let (scan_index, start) = &mut at[i];
+                let scan = &scans[*scan_index];
                 let (items, next) = self
                     .query_chunk(scan, start.take(), MAX_CHUNK.min(left))
                     .await?;
                 stats.queries += 1;
                 stats.items_read += items.len();
-                files.extend(self.files_of(scan, items).await?.into_iter().flatten());
-                match next {
-                    Some(next) => start = Some(next),
-                    None => break,
+                for file in self.files_of(scan, items).await? {
+                    gathers[i].offer(file);
                 }
-            }
-        }
-        Ok((files, stats))
-    }
-
-    /// Every file of the narrowest of `scans` (each returns a superset of the matching files).
-    /// The scans are read side by side, a chunk each in turn; the first to end wins. More than
-    /// [`MAX_ITEMS_READ`] items read in all: 400 `query_too_broad`.
-    async fn list_narrowest(
-        &self,
-        scans: &[Scan],
-    ) -> Result<(Vec<FileRecord>, ReadStats), ApiError> {
-        let mut stats = ReadStats::default();
-        let mut read: Vec<Vec<Item>> = vec![Vec::new(); scans.len()];
-        let mut resume: Vec<Option<Item>> = vec![None; scans.len()];
-        loop {
-            for (i, scan) in scans.iter().enumerate() {
-                let left = MAX_ITEMS_READ.saturating_sub(stats.items_read);
-                if left == 0 {
-                    return Err(too_broad());
-                }
-                let (items, next) = self
-                    .query_chunk(scan, resume[i].take(), MAX_CHUNK.min(left))
-                    .await?;
-                stats.queries += 1;
-                stats.items_read += items.len();
-                read[i].extend(items);
                 match next {
-                    Some(next) => resume[i] = Some(next),
-                    None => {
-                        let files = self
-                            .files_of(scan, std::mem::take(&mut read[i]))
-                            .await?
-                            .into_iter()
-                            .flatten()
-                            .collect();
-                        return Ok((files, stats));
-                    }
+                    Some(next) => *start = Some(next),
+                    None => *scan_index += 1,
+                }
+                if *scan_index == scans.len() {
+                    return Ok((gathers.swap_remove(i), stats));
                 }
             }
         }

@@ -8,7 +8,8 @@
 //!   [`OrphanCheck::after_lifecycle`] nothing else may remain;
 //! - every revision item belongs to an existing file, and its upload session is kept (completed);
 //! - every upload session is completed (with its revision), or pending / ended with a TTL;
-//! - every name claim and tag entry points at an existing file that holds that name / tag, or
+//! - every name claim and tag entry points at an existing file that holds that name / tag (a tag
+//!   entry in the partition of the file's listing area: the trash's while it is trashed), or
 //!   carries the same TTL as its never-filled file.
 
 use crate::TestStack;
@@ -190,15 +191,18 @@ impl OrphanCheck {
                 );
                 let entry_ttl = number(item, "expires_at_epoch");
                 let accounted = match files.get(&file_pk) {
-                    // The entry lives exactly as long as its file.
+                    // The entry lives exactly as long as its file, in the file's listing area
+                    // (the trash's partition while the file is trashed).
                     Some(file) => {
+                        let in_trash_area = pk.contains("#TRASH#TAG#");
+                        let same_area = in_trash_area == file.contains_key("trashed_at");
                         let has_tag =
                             file.get("tags")
                                 .and_then(|t| t.as_l().ok())
                                 .is_some_and(|tags| {
                                     tags.iter().any(|v| v.as_s().is_ok_and(|s| s == tag))
                                 });
-                        has_tag && entry_ttl == number(file, "expires_at_epoch")
+                        same_area && has_tag && entry_ttl == number(file, "expires_at_epoch")
                     }
                     None => entry_ttl.is_some(),
                 };

@@ -8,15 +8,16 @@
 //! `count_only=true` answers `{count}`; `include=thumbnails` adds each item's presigned `thumbnails`
 //! (box size → URL, once they are made), so a gallery gets a whole page of images in one request.
 //!
-//! Answer: `{items, next_cursor}`. Every page holds `limit` items unless it is the last, whose
-//! `next_cursor` is null. Ready files carry a presigned `download_url`. How each query is served
+//! Answer: `{items, next_cursor}`. A page holds `limit` items unless it is the last, whose
+//! `next_cursor` is null, or its items' JSON reached the page's byte budget
+//! (`FILES_LIST_PAGE_MAX_BYTES`, 1 MiB): then it ends early, with a cursor. Ready files carry a presigned `download_url`. How each query is served
 //! (index, key condition, in-memory filters, bounds): `shared::listing` and docs/table-design.md.
 
 use api_types::{FileCount, FileList};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::http::{authorize, json_response, respond};
 use shared::links::{Links, with_links};
-use shared::listing::{ListQuery, Plan, decode_cursor, encode_cursor};
+use shared::listing::{ListQuery, decode_cursor, encode_cursor};
 use shared::principal::Scope;
 use shared::{ApiError, App};
 use std::sync::Arc;
@@ -41,11 +42,7 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         )?);
     }
     if query.count_only {
-        let (candidates, stats) = app
-            .files
-            .list_candidates(&query.candidate_scans(tenant))
-            .await?;
-        let count = query.count(&candidates);
+        let (count, stats) = app.files.count_files(&query, tenant).await?;
         tracing::info!(
             count,
             items_read = stats.items_read,
@@ -72,33 +69,7 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         };
         return no_store(json_response(http::StatusCode::OK, &empty)?);
     }
-    let plan = query.plan(tenant);
-    let (page, stats) = match &plan {
-        Plan::Stream(scan) => app.files.list_page(&query, scan, after.as_ref()).await?,
-        Plan::Merge(scans) => {
-            app.files
-                .list_page_merged(&query, scans, after.as_ref())
-                .await?
-        }
-        Plan::Sort(scans) => {
-            let (candidates, stats) = app.files.list_candidates(scans).await?;
-            (
-                query.page_from_candidates(candidates, after.as_ref()),
-                stats,
-            )
-        }
-    };
-    tracing::info!(
-        plan = match plan {
-            Plan::Stream(_) => "stream",
-            Plan::Merge(_) => "merge",
-            Plan::Sort(_) => "sort",
-        },
-        returned = page.items.len(),
-        items_read = stats.items_read,
-        queries = stats.queries,
-        "files listed"
-    );
+    let (mut page, stats) = app.files.list_files(&query, tenant, after.as_ref()).await?;
 
     let mut items = Vec::with_capacity(page.items.len());
     for file in &page.items {
@@ -117,6 +88,23 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
             .await?,
         );
     }
+    // A page ends early rather than outgrow its byte budget (and Lambda's 6 MB response): the
+    // cursor then continues right after the last item sent.
+    let sizes: Vec<usize> = items
+        .iter()
+        .map(|item| serde_json::to_vec(item).map_or(usize::MAX, |json| json.len() + 1))
+        .collect();
+    let kept = page.keep_within_bytes(query.order.field, &sizes, app.config.list_page_max_bytes);
+    items.truncate(kept);
+    tracing::info!(
+        plan = query.plan(tenant).name(),
+        returned = items.len(),
+        cut_for_bytes = kept < sizes.len(),
+        items_read = stats.items_read,
+        queries = stats.queries,
+        "files listed"
+    );
+
     let next_cursor = page
         .next
         .as_ref()
