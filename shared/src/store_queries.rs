@@ -31,6 +31,8 @@ pub struct ReadStats {
     pub items_read: usize,
     /// Query calls.
     pub queries: usize,
+    /// How the listing was served ([`Plan::name`]; empty for a count).
+    pub plan: &'static str,
 }
 
 /// The ExclusiveStartKey that resumes `scan` right after `position`: the index key plus, for a
@@ -256,6 +258,7 @@ impl FileStore {
         let stats = ReadStats {
             items_read: fill.items_read,
             queries: fill.calls,
+            ..ReadStats::default()
         };
         Ok((fill.finish(exhausted)?, stats))
     }
@@ -267,16 +270,24 @@ impl FileStore {
         tenant: &str,
         after: Option<&Position>,
     ) -> Result<(Page, ReadStats), ApiError> {
-        match query.plan(tenant) {
-            Plan::Stream(scan) => self.list_page(query, &scan, after).await,
-            Plan::Merge(scans) => self.list_page_merged(query, &scans, after).await,
+        let plan = query.plan(tenant);
+        let (page, stats) = match &plan {
+            Plan::Stream(scan) => self.list_page(query, scan, after).await?,
+            Plan::Merge(scans) => self.list_page_merged(query, scans, after).await?,
             Plan::Sort(candidates) => {
                 let (gather, stats) = self
-                    .gather_candidates(&candidates, || Gather::page(query, after))
+                    .gather_candidates(candidates, || Gather::page(query, after))
                     .await?;
-                Ok((gather.into_page(), stats))
+                (gather.into_page(), stats)
             }
-        }
+        };
+        Ok((
+            page,
+            ReadStats {
+                plan: plan.name(),
+                ..stats
+            },
+        ))
     }
 
     /// `count_only`: how many files match `query` (bounded like a listing).

@@ -97,7 +97,7 @@ async fn list_files(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let kept = page.keep_within_bytes(query.order.field, &sizes, app.config.list_page_max_bytes);
     items.truncate(kept);
     tracing::info!(
-        plan = query.plan(tenant).name(),
+        plan = stats.plan,
         returned = items.len(),
         cut_for_bytes = kept < sizes.len(),
         items_read = stats.items_read,
