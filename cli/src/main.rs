@@ -275,12 +275,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Revisions { id, json } => {
             let ctx = context(&cli, None).await?;
-            let list = ctx.client.list_revisions(id).await?;
+            // Every page: a long history is paged by the API (25 a page by default).
+            let revisions = ctx.client.list_all_revisions(id).await?;
             if *json {
-                return print_json(&list.items);
+                return print_json(&revisions);
             }
             let mut table = table(&["REVISION", "SIZE", "TYPE", "CURRENT", "CREATED", "BY"]);
-            for r in &list.items {
+            for r in &revisions {
                 table.add_row(vec![
                     r.revision.to_string(),
                     human_size(r.size),

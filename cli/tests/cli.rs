@@ -126,6 +126,57 @@ async fn twenty_files_with_four_jobs_are_all_ready_and_listed_as_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revisions_lists_a_history_longer_than_one_page() {
+    let stack = TestStack::start().await;
+    let cli = Cli::new(&stack);
+    // 27 revisions: more than the API's default page of 25, which is all `revisions` showed.
+    let token = stack.token("local", "dev");
+    let mut id = String::new();
+    for n in 1..=27u64 {
+        let content = format!("revision {n:02}");
+        let file = stack
+            .upload(
+                &token,
+                &serde_json::json!({"name": "long.txt", "size": content.len(),
+                    "content_type": "text/plain", "replace": true}),
+                content.as_bytes(),
+            )
+            .await;
+        assert_eq!(file["revision"], n, "{file}");
+        id = file["id"].as_str().expect("id").to_string();
+    }
+
+    let out = cli.run(&["revisions", &id, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let revisions: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let numbers: Vec<u64> = revisions
+        .iter()
+        .map(|r| r["revision"].as_u64().expect("revision"))
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=27).collect::<Vec<u64>>(),
+        "every revision, oldest first"
+    );
+    let current: Vec<u64> = revisions
+        .iter()
+        .filter(|r| r["current"] == true)
+        .map(|r| r["revision"].as_u64().expect("revision"))
+        .collect();
+    assert_eq!(current, [27]);
+
+    // The table too: a header and one row per revision.
+    let out = cli.run(&["revisions", &id]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let rows = table
+        .lines()
+        .filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    assert_eq!(rows, 27, "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_found_and_conflict_have_their_exit_codes_and_the_apis_detail() {
     let stack = TestStack::start().await;
     let cli = Cli::new(&stack);
@@ -150,17 +201,13 @@ async fn not_found_and_conflict_have_their_exit_codes_and_the_apis_detail() {
     let stderr = text(&out.stderr);
     // The API's own words (its `detail`), then status and code.
     let detail = {
-        let resp = stack
-            .http
-            .post(stack.url("/v1/uploads"))
-            .bearer_auth(stack.token("local", "dev"))
-            .json(
+        let (status, problem) = stack
+            .create_upload(
+                &stack.token("local", "dev"),
                 &serde_json::json!({"name": "report.txt", "size": 6, "content_type": "text/plain"}),
             )
-            .send()
-            .await
-            .expect("create");
-        let problem: Value = resp.json().await.expect("problem");
+            .await;
+        assert_eq!(status, 409, "{problem}");
         problem["detail"].as_str().expect("detail").to_string()
     };
     assert!(stderr.contains(&detail), "{stderr} lacks {detail}");

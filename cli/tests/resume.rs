@@ -89,8 +89,6 @@ async fn a_killed_multipart_upload_resumes_without_sending_parts_again() {
     );
 
     let token = stack.token("local", "dev");
-    let downloaded = stack
-        .download(&token, &format!("/v1/files/{id}/content"))
-        .await;
+    let downloaded = stack.download(&token, &id).await;
     assert_eq!(sha256_hex(&downloaded), sha256_hex(&content));
 }

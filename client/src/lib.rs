@@ -22,8 +22,8 @@ pub use retry::RetryPolicy;
 pub use upload::{NoProgress, UploadObserver, UploadSpec, sha256_file};
 
 use api_types::{
-    CompleteUploadRequest, CreateUploadRequest, CreateUploadResponse, File, FileList, RevisionList,
-    UploadState,
+    CompleteUploadRequest, CreateUploadRequest, CreateUploadResponse, File, FileList, Revision,
+    RevisionList, UploadState,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -189,8 +189,21 @@ impl Client {
         idempotent: bool,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, Error> {
+        self.call_expecting(idempotent, &[StatusCode::OK], build)
+            .await
+            .map(|(_, value)| value)
+    }
+
+    /// A JSON answer with one of the `expected` success statuses (the ones the route documents),
+    /// and which it was.
+    async fn call_expecting<T: DeserializeOwned>(
+        &self,
+        idempotent: bool,
+        expected: &[StatusCode],
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<(StatusCode, T), Error> {
         let resp = self.send_retrying(idempotent, build).await?;
-        json_answer(resp).await
+        json_answer(resp, expected).await
     }
 
     async fn call_empty(&self, build: impl Fn() -> RequestBuilder) -> Result<(), Error> {
@@ -210,10 +223,11 @@ impl Client {
         request: &CreateUploadRequest,
     ) -> Result<CreateUploadResponse, Error> {
         // Not idempotent: a repeat after a lost answer would meet its own name claim (409).
-        self.call(false, || {
+        self.call_expecting(false, &[StatusCode::CREATED], || {
             self.api(Method::POST, "/v1/uploads").json(request)
         })
         .await
+        .map(|(_, answer)| answer)
     }
 
     /// `GET /v1/uploads/{id}`: the session, the parts S3 holds, fresh URLs for the rest (or for
@@ -239,10 +253,17 @@ impl Client {
         &self,
         upload_id: &str,
         request: &CompleteUploadRequest,
-    ) -> Result<File, Error> {
+    ) -> Result<Completed, Error> {
         let path = format!("/v1/uploads/{}/complete", segment(upload_id));
-        self.call(true, || self.api(Method::POST, &path).json(request))
-            .await
+        let (status, file) = self
+            .call_expecting(true, &[StatusCode::OK, StatusCode::ACCEPTED], || {
+                self.api(Method::POST, &path).json(request)
+            })
+            .await?;
+        Ok(Completed {
+            file,
+            deferred: status == StatusCode::ACCEPTED,
+        })
     }
 
     /// `DELETE /v1/uploads/{id}`.
@@ -301,15 +322,80 @@ impl Client {
         self.call_empty(|| self.api(Method::DELETE, &path)).await
     }
 
-    /// `GET /v1/files/{id}/revisions`.
-    pub async fn list_revisions(&self, file_id: &str) -> Result<RevisionList, Error> {
+    /// `GET /v1/files/{id}/revisions`: one page, oldest first (`limit` 1-100, the API's default
+    /// without; `cursor` from the previous page's `next_cursor`).
+    pub async fn list_revisions(
+        &self,
+        file_id: &str,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<RevisionList, Error> {
         let path = format!("/v1/files/{}/revisions", segment(file_id));
-        self.call(true, || self.api(Method::GET, &path)).await
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_string()));
+        }
+        self.call(true, || self.api(Method::GET, &path).query(&query))
+            .await
+    }
+
+    /// Every revision of a file, oldest first, following `next_cursor` (pages of 100, the most the
+    /// API gives, so a long history takes few requests).
+    pub async fn list_all_revisions(&self, file_id: &str) -> Result<Vec<Revision>, Error> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .list_revisions(file_id, Some(100), cursor.as_deref())
+                .await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(items),
+            }
+        }
     }
 
     /// `GET /v1/files/{id}/content`: the presigned URL it redirects to.
     pub async fn content_url(&self, file_id: &str) -> Result<String, Error> {
         let path = format!("/v1/files/{}/content", segment(file_id));
+        self.redirect(path).await
+    }
+
+    /// `GET /v1/files/{id}/thumbnails/{size}`: the presigned URL of the thumbnail (`size` 64, 256
+    /// or 1024; 404 `thumbnail_pending` while it is being made).
+    pub async fn thumbnail_url(&self, file_id: &str, size: u32) -> Result<String, Error> {
+        let path = format!("/v1/files/{}/thumbnails/{size}", segment(file_id));
+        self.redirect(path).await
+    }
+
+    /// The current content of `file_id`, in memory (for small files; [`Client::download`] writes
+    /// to disk and resumes).
+    pub async fn download_bytes(&self, file_id: &str) -> Result<Vec<u8>, Error> {
+        let url = self.content_url(file_id).await?;
+        self.fetch(&url).await
+    }
+
+    /// The bytes behind a presigned GET URL (a `download_url`, a thumbnail link).
+    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
+        let resp = self.send_retrying(true, || self.http.get(url)).await?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| Error::network(url, &e))?;
+        if status != StatusCode::OK {
+            return Err(Error::Storage {
+                status: status.as_u16(),
+                message: upload::s3_message(&String::from_utf8_lossy(&body))
+                    .unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+            });
+        }
+        Ok(body.to_vec())
+    }
+
+    /// A route that answers 302: where it points.
+    async fn redirect(&self, path: String) -> Result<String, Error> {
         let resp = self
             .send_retrying(true, || self.api(Method::GET, &path))
             .await?;
@@ -342,37 +428,104 @@ impl Client {
         file_id: &str,
         timeout: Duration,
     ) -> Result<File, Error> {
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(50);
+        self.wait_for(file_id, Polling::backing_off(timeout), |file| {
+            file.status != api_types::FileStatus::Pending
+        })
+        .await
+    }
+
+    /// Polls `GET /v1/files/{id}` until `until` holds for the file (a status, a revision,
+    /// thumbnails), or `polling.timeout` passed (then [`Error::Local`] with the file as it was).
+    pub async fn wait_for(
+        &self,
+        file_id: &str,
+        polling: Polling,
+        until: impl Fn(&File) -> bool,
+    ) -> Result<File, Error> {
+        let deadline = Instant::now() + polling.timeout;
+        let mut pause = polling.first;
         loop {
             let file = self.get_file(file_id, false).await?;
-            if file.status != api_types::FileStatus::Pending {
+            if until(&file) {
                 return Ok(file);
             }
             if Instant::now() >= deadline {
                 return Err(Error::Local(format!(
-                    "file {file_id} is still pending after {}s",
-                    timeout.as_secs()
+                    "file {file_id} is still {} (revision {}) after {}s",
+                    file.status.as_str(),
+                    file.revision,
+                    polling.timeout.as_secs_f64()
                 )));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
+            pause = (pause * 2).min(polling.max);
         }
     }
 }
 
-/// A success answer's JSON, or the API's problem as an error.
-async fn json_answer<T: DeserializeOwned>(resp: Response) -> Result<T, Error> {
+/// What `complete` answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completed {
+    pub file: File,
+    /// 202: the API left the verification to the S3 event (the whole content must be hashed), and
+    /// the file is still `pending`; 200: it processed the upload (the file is `ready`).
+    pub deferred: bool,
+}
+
+/// How [`Client::wait_for`] polls: `first` apart, doubling up to `max`, for at most `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    pub first: Duration,
+    pub max: Duration,
+    pub timeout: Duration,
+}
+
+impl Polling {
+    /// 50 ms, doubling to 1 s: quick for the usual sub-second processing, light on a long wait.
+    pub fn backing_off(timeout: Duration) -> Polling {
+        Polling {
+            first: Duration::from_millis(50),
+            max: Duration::from_secs(1),
+            timeout,
+        }
+    }
+
+    /// Every `interval`: when the moment the file changed is measured (the benches), a growing
+    /// pause would blur it.
+    pub fn every(interval: Duration, timeout: Duration) -> Polling {
+        Polling {
+            first: interval,
+            max: interval,
+            timeout,
+        }
+    }
+}
+
+/// A success answer's JSON and its status, or the API's problem as an error. A success the route
+/// does not document (not one of `expected`) is a protocol error: the answer may not mean what the
+/// caller takes it for.
+async fn json_answer<T: DeserializeOwned>(
+    resp: Response,
+    expected: &[StatusCode],
+) -> Result<(StatusCode, T), Error> {
     let status = resp.status();
     let url = error::strip_query(resp.url().as_str());
     let body = resp.bytes().await.map_err(|e| Error::network(&url, &e))?;
     if !status.is_success() {
         return Err(ApiError::from_body(status.as_u16(), &body).into());
     }
-    serde_json::from_slice(&body).map_err(|e| Error::Protocol {
-        what: url,
-        message: e.to_string(),
-    })
+    if !expected.contains(&status) {
+        return Err(Error::Protocol {
+            what: url,
+            message: format!("answered {status}, which the route does not document"),
+        });
+    }
+    serde_json::from_slice(&body)
+        .map(|value| (status, value))
+        .map_err(|e| Error::Protocol {
+            what: url,
+            message: e.to_string(),
+        })
 }
 
 /// An id as one path segment: ids are URL-safe, anything else is percent-encoded rather than

@@ -13,7 +13,7 @@ use crate::Client;
 use crate::error::{ApiError, Error};
 use crate::retry;
 use api_types::{
-    CompleteUploadRequest, CompletedPart, CreateUploadRequest, File, UploadMethod,
+    CompleteUploadRequest, CompletedPart, CreateUploadRequest, File, PartUrl, UploadMethod,
     UploadSessionStatus, UploadState,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -234,7 +234,7 @@ impl Client {
                 CompleteUploadRequest { parts: Some(done) }
             }
         };
-        let file = self.complete_upload(&upload_id, &request).await?;
+        let file = self.complete_upload(&upload_id, &request).await?.file;
         // `complete` answers 202 with the file still pending when the checks need the whole content
         // hashed (a multipart upload with a sha256): the S3 event finishes them; wait for its verdict.
         if file.status == api_types::FileStatus::Pending {
@@ -285,13 +285,25 @@ impl Client {
                         message: "the upload URL keeps expiring".into(),
                     });
                 }
-                Attempt::Retry(_, after) if attempt < self.retry.max_attempts => {
-                    tokio::time::sleep(self.retry.delay(attempt, after)).await;
-                    attempt += 1;
+                Attempt::Retry(e, after) => {
+                    if !self.pause_before_retry(&mut attempt, after).await {
+                        return Err(e);
+                    }
                 }
-                Attempt::Retry(e, _) | Attempt::Fatal(e) => return Err(e),
+                Attempt::Fatal(e) => return Err(e),
             }
         }
+    }
+
+    /// Waits before the next of `attempt`s when the policy allows one more (and counts it);
+    /// false when it does not.
+    async fn pause_before_retry(&self, attempt: &mut u32, after: Option<Duration>) -> bool {
+        if *attempt >= self.retry.max_attempts {
+            return false;
+        }
+        tokio::time::sleep(self.retry.delay(*attempt, after)).await;
+        *attempt += 1;
+        true
     }
 
     /// A fresh URL for `part_number` (0: the single PUT).
@@ -348,6 +360,19 @@ impl Client {
                     });
             reqwest::Body::wrap_stream(stream)
         };
+        self.put_body(target, piece.len, body, &counted, observer)
+            .await
+    }
+
+    /// One PUT of `body` (`len` bytes) to a presigned URL; `counted` is how much of it went out.
+    async fn put_body(
+        &self,
+        target: &Target,
+        len: u64,
+        body: reqwest::Body,
+        counted: &AtomicU64,
+        observer: &dyn UploadObserver,
+    ) -> Attempt {
         let mut headers = HeaderMap::new();
         for (name, value) in &target.headers {
             if let (Ok(name), Ok(value)) = (
@@ -358,7 +383,7 @@ impl Client {
             }
         }
         // A streamed body has no length of its own; S3 needs it (and it is signed for parts).
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(piece.len));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
         let request = self.http.put(&target.url).headers(headers).body(body);
 
         // Progress is reported as the body is read, by a ticker beside the request, so that the
@@ -407,6 +432,80 @@ impl Client {
             observer.unsent(reported.load(Ordering::Relaxed));
         }
         outcome
+    }
+}
+
+impl Client {
+    /// PUTs `content` to a presigned URL (an upload's `url`, or a part's) with exactly the
+    /// `headers` it was signed with; the ETag S3 answered. Retried like every PUT; an expired URL
+    /// is an [`Error::Storage`] 403 (signing it again is the caller's move: `get_upload`).
+    pub async fn put_content(
+        &self,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        content: bytes::Bytes,
+    ) -> Result<Option<String>, Error> {
+        let target = Target {
+            url: url.to_string(),
+            headers: headers.clone(),
+        };
+        let mut attempt = 1;
+        loop {
+            // Nobody hears this body's progress (`NoProgress`): it goes out whole, from memory.
+            let counted = AtomicU64::new(0);
+            let body = reqwest::Body::from(content.clone());
+            match self
+                .put_body(&target, content.len() as u64, body, &counted, &NoProgress)
+                .await
+            {
+                Attempt::Stored(etag) => return Ok(etag),
+                Attempt::Expired => {
+                    return Err(Error::Storage {
+                        status: 403,
+                        message: "the URL expired".into(),
+                    });
+                }
+                Attempt::Retry(e, after) => {
+                    if !self.pause_before_retry(&mut attempt, after).await {
+                        return Err(e);
+                    }
+                }
+                Attempt::Fatal(e) => return Err(e),
+            }
+        }
+    }
+
+    /// PUTs `content` as the `parts` of a multipart upload (each part its signed `size`, in order,
+    /// one at a time); the list `complete` takes.
+    pub async fn put_parts(
+        &self,
+        parts: &[PartUrl],
+        content: &bytes::Bytes,
+    ) -> Result<Vec<CompletedPart>, Error> {
+        let covered: u64 = parts.iter().map(|p| p.size).sum();
+        if covered != content.len() as u64 {
+            return Err(Error::Local(format!(
+                "the parts cover {covered} bytes, the content has {}",
+                content.len()
+            )));
+        }
+        let mut completed = Vec::with_capacity(parts.len());
+        let mut offset = 0usize;
+        for part in parts {
+            let end = offset + part.size as usize;
+            let etag = self
+                .put_content(&part.url, &BTreeMap::new(), content.slice(offset..end))
+                .await?
+                .ok_or_else(|| {
+                    protocol(&format!("part {} stored without an ETag", part.part_number))
+                })?;
+            completed.push(CompletedPart {
+                part_number: part.part_number,
+                etag,
+            });
+            offset = end;
+        }
+        Ok(completed)
     }
 }
 
@@ -492,7 +591,7 @@ fn remaining_of(state: UploadState) -> Result<Remaining, Error> {
 }
 
 /// The `<Message>` of an S3 error document.
-fn s3_message(xml: &str) -> Option<String> {
+pub(crate) fn s3_message(xml: &str) -> Option<String> {
     let start = xml.find("<Message>")? + "<Message>".len();
     let end = xml[start..].find("</Message>")? + start;
     Some(xml[start..end].to_string())

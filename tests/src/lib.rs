@@ -4,15 +4,20 @@
 //! DynamoDB Local takes ~3 s to start, so the test script starts one for the whole run and passes
 //! its endpoint in `FILES_TEST_DYNAMODB_ENDPOINT`; without it each test starts its own.
 
+use files_client::types::{CompleteUploadRequest, CreateUploadRequest, File, FileStatus, PartUrl};
+use files_client::{Client, Completed, Polling, RetryPolicy};
 use local_stack::authorizer::{
     DEFAULT_LOCAL_AUDIENCE, DEFAULT_LOCAL_ISSUER, DEFAULT_LOCAL_SECRET, JwtAuthorizerConfig,
     mint_hs256,
 };
 use local_stack::dynamodb::DynamoDbLocalOptions;
 use local_stack::stack::{DynamoDbSource, LocalStack, StackOptions, local_config};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub mod openapi;
 pub mod orphans;
@@ -147,22 +152,49 @@ impl TestStack {
         mint_hs256(DEFAULT_LOCAL_SECRET, &claims)
     }
 
-    /// `POST /v1/uploads`; returns status and JSON body.
-    pub async fn create_upload(&self, token: &str, body: &Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(self.url("/v1/uploads"))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("create upload request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+    /// A client of this stack's API for `token`, as an application uses it, but without retries:
+    /// a test sees the first answer (a retried 5xx or 429 would hide what it looks for).
+    pub fn client(&self, token: &str) -> Client {
+        Client::new(&self.stack.base_url(), token)
+            .expect("API client")
+            .with_retry(RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            })
     }
 
-    /// PUTs `content` to an upload answer's URL with exactly the headers it lists.
-    pub async fn put_content(&self, upload: &Value, content: Vec<u8>) -> reqwest::Response {
+    /// A client for presigned URLs only: they carry their own signature, no token.
+    fn presigned(&self) -> Client {
+        self.client("")
+    }
+
+    /// `POST /v1/uploads` through the client; the status (201, the only success the client takes,
+    /// or the refusal's) and the JSON body (the answer, or the problem). `body` must be a
+    /// declaration the API's type reads: malformed ones go through [`TestStack::call`].
+    pub async fn create_upload(&self, token: &str, body: &Value) -> (u16, Value) {
+        let request = typed::<CreateUploadRequest>(body);
+        answer(self.client(token).create_upload(&request).await, 201)
+    }
+
+    /// PUTs `content` to an upload answer's (or an upload state's) URL with exactly the headers it
+    /// lists; S3's status (200 stored, 403 expired, 412 refused, ...).
+    pub async fn put_content(&self, upload: &Value, content: Vec<u8>) -> u16 {
+        let url = upload["url"].as_str().expect("url");
+        let headers = typed::<BTreeMap<String, String>>(&upload["headers"]);
+        match self
+            .presigned()
+            .put_content(url, &headers, content.into())
+            .await
+        {
+            Ok(_) => 200,
+            Err(files_client::Error::Storage { status, .. }) => status,
+            Err(e) => panic!("PUT to S3: {e}"),
+        }
+    }
+
+    /// The same PUT as [`TestStack::put_content`] without the client, for a test that reads S3's
+    /// own answer to a refused write (its XML error document).
+    pub async fn put_content_raw(&self, upload: &Value, content: Vec<u8>) -> reqwest::Response {
         let mut request = self.http.put(upload["url"].as_str().expect("url"));
         for (name, value) in upload["headers"].as_object().expect("headers") {
             request = request.header(name, value.as_str().expect("header value"));
@@ -170,72 +202,75 @@ impl TestStack {
         request.body(content).send().await.expect("PUT to S3")
     }
 
-    /// `POST /v1/uploads/{id}/complete` with `body` (or none).
+    /// `POST /v1/uploads/{id}/complete` through the client with `body` (none: `{}`, no part list);
+    /// the status (200 processed, 202 left to the S3 event, or the refusal's) and the JSON body.
     pub async fn complete(
         &self,
         token: &str,
         upload_id: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .post(self.url(&format!("/v1/uploads/{upload_id}/complete")))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(body);
+        let request = body.map(typed::<CompleteUploadRequest>).unwrap_or_default();
+        match self
+            .client(token)
+            .complete_upload(upload_id, &request)
+            .await
+        {
+            Ok(Completed { file, deferred }) => answer(Ok(file), if deferred { 202 } else { 200 }),
+            Err(e) => answer::<File>(Err(e), 0),
         }
-        let resp = request.send().await.expect("complete request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    /// PUTs each part of a multipart upload answer; returns the part list for `complete`.
+    /// PUTs each part of a multipart upload answer; returns the body for `complete`.
     pub async fn put_parts(&self, upload: &Value, content: &[u8]) -> Value {
-        let mut completed = Vec::new();
-        let mut offset = 0usize;
-        for part in upload["parts"].as_array().expect("parts") {
-            let len = part["size"].as_u64().expect("part size") as usize;
-            let resp = self
-                .http
-                .put(part["url"].as_str().expect("part url"))
-                .body(content[offset..offset + len].to_vec())
-                .send()
-                .await
-                .expect("part PUT");
-            assert_eq!(resp.status(), 200, "part {}", part["part_number"]);
-            let etag = resp.headers()["etag"].to_str().expect("etag").to_string();
-            completed.push(json!({"part_number": part["part_number"], "etag": etag}));
-            offset += len;
-        }
-        assert_eq!(offset, content.len(), "the parts cover the content");
+        let parts = typed::<Vec<PartUrl>>(&upload["parts"]);
+        let completed = self
+            .presigned()
+            .put_parts(&parts, &bytes::Bytes::copy_from_slice(content))
+            .await
+            .unwrap_or_else(|e| panic!("part PUTs: {e}"));
         json!({ "parts": completed })
     }
 
-    /// GETs `path` (a route answering 302), asserts the redirect, and returns the bytes behind it.
-    pub async fn download(&self, token: &str, path: &str) -> Vec<u8> {
-        let redirect = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
+    /// The current content of `file_id`: `GET /v1/files/{id}/content`, its 302 followed.
+    pub async fn download(&self, token: &str, file_id: &str) -> Vec<u8> {
+        self.client(token)
+            .download_bytes(file_id)
             .await
-            .expect("GET the route");
-        assert_eq!(redirect.status(), 302, "{path}");
-        let location = redirect.headers()["location"]
-            .to_str()
-            .expect("location")
-            .to_string();
-        let content = self
-            .http
-            .get(location)
-            .send()
-            .await
-            .expect("GET the presigned URL");
-        assert_eq!(content.status(), 200, "{path}");
-        content.bytes().await.expect("body").to_vec()
+            .unwrap_or_else(|e| panic!("download of {file_id}: {e}"))
     }
 
-    pub async fn get_file(&self, token: &str, file_id: &str) -> reqwest::Response {
+    /// A thumbnail's bytes: `GET /v1/files/{id}/thumbnails/{size}`, its 302 followed.
+    pub async fn download_thumbnail(&self, token: &str, file_id: &str, size: u32) -> Vec<u8> {
+        let client = self.client(token);
+        let url = client
+            .thumbnail_url(file_id, size)
+            .await
+            .unwrap_or_else(|e| panic!("thumbnail {size} of {file_id}: {e}"));
+        client
+            .fetch(&url)
+            .await
+            .unwrap_or_else(|e| panic!("thumbnail {size} of {file_id}: {e}"))
+    }
+
+    /// `GET /v1/files/{id}` through the client: the file (panics on an error answer).
+    pub async fn get_file(&self, token: &str, file_id: &str) -> Value {
+        let file = self
+            .client(token)
+            .get_file(file_id, false)
+            .await
+            .unwrap_or_else(|e| panic!("GET /v1/files/{file_id}: {e}"));
+        serde_json::to_value(file).expect("a file is JSON")
+    }
+
+    /// The status `GET /v1/files/{id}` answers (200, or the refusal's).
+    pub async fn file_status(&self, token: &str, file_id: &str) -> u16 {
+        answer(self.client(token).get_file(file_id, false).await, 200).0
+    }
+
+    /// `GET /v1/files/{id}` without the client, for what only the raw answer shows (ETag,
+    /// caching headers, 304).
+    pub async fn get_file_response(&self, token: &str, file_id: &str) -> reqwest::Response {
         self.http
             .get(self.url(&format!("/v1/files/{file_id}")))
             .bearer_auth(token)
@@ -270,55 +305,82 @@ impl TestStack {
     }
 
     /// Declares `body` (`POST /v1/uploads`), PUTs `content` and waits until the file (or the new
-    /// revision) is processed; returns the file as `GET /v1/files/{id}` answers it then.
+    /// revision) is processed by the S3 event (no `complete`); returns the file as
+    /// `GET /v1/files/{id}` answers it then.
     pub async fn upload(&self, token: &str, body: &Value, content: &[u8]) -> Value {
-        let (status, upload) = self.create_upload(token, body).await;
-        assert_eq!(status, 201, "{upload}");
-        let before = match upload["creates_file"].as_bool() {
-            Some(false) => {
-                let file: Value = self
-                    .get_file(token, upload["file_id"].as_str().unwrap())
-                    .await
-                    .json()
-                    .await
-                    .unwrap();
-                file["revision"].as_u64().unwrap_or(0)
-            }
-            _ => 0,
+        let client = self.client(token);
+        let upload = client
+            .create_upload(&typed(body))
+            .await
+            .unwrap_or_else(|e| panic!("POST /v1/uploads of {body}: {e}"));
+        let before = if upload.creates_file {
+            0
+        } else {
+            client
+                .get_file(&upload.file_id, false)
+                .await
+                .unwrap_or_else(|e| panic!("the file of {body}: {e}"))
+                .revision
         };
-        let put = self.put_content(&upload, content.to_vec()).await;
-        assert_eq!(put.status(), 200, "PUT of {body}");
-        let file_id = upload["file_id"].as_str().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let file: Value = self.get_file(token, file_id).await.json().await.unwrap();
-            if file["status"] == "ready" && file["revision"].as_u64() > Some(before) {
-                return file;
-            }
-            assert!(Instant::now() < deadline, "never processed: {file}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        client
+            .put_content(
+                upload.url.as_deref().expect("a single PUT"),
+                &upload.headers.clone().unwrap_or_default(),
+                content.to_vec().into(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("PUT of {body}: {e}"));
+        let file = client
+            .wait_for(&upload.file_id, PROCESSING, |file| {
+                file.status == FileStatus::Ready && file.revision > before
+            })
+            .await
+            .unwrap_or_else(|e| panic!("never processed: {e}"));
+        serde_json::to_value(file).expect("a file is JSON")
     }
 
     /// Polls the file until its status is `status` (S3 events are asynchronous), or panics.
     pub async fn wait_for_status(&self, token: &str, file_id: &str, status: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let body: Value = self
-                .get_file(token, file_id)
-                .await
-                .json()
-                .await
-                .expect("json");
-            if body["status"] == status {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "file {file_id} never became {status}: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let file = self
+            .client(token)
+            .wait_for(file_id, PROCESSING, |file| file.status.as_str() == status)
+            .await
+            .unwrap_or_else(|e| panic!("file {file_id} never became {status}: {e}"));
+        serde_json::to_value(file).expect("a file is JSON")
+    }
+}
+
+/// How the harness waits for the S3 event's verdict: often (the local stack processes a small
+/// upload in milliseconds), and long enough for a loaded machine.
+const PROCESSING: Polling = Polling {
+    first: Duration::from_millis(25),
+    max: Duration::from_millis(25),
+    timeout: Duration::from_secs(15),
+};
+
+/// A test's JSON body as the API's request type (the client sends only typed requests).
+fn typed<T: DeserializeOwned>(body: &Value) -> T {
+    serde_json::from_value(body.clone()).unwrap_or_else(|e| {
+        panic!("{body} is not what the client sends ({e}); send it with `TestStack::call`")
+    })
+}
+
+/// A client call as the status and JSON body the tests assert on: `success` and the answer, or
+/// the refusal's status and its problem (the gateway's own refusals: code and detail).
+fn answer<T: Serialize>(result: Result<T, files_client::Error>, success: u16) -> (u16, Value) {
+    match result {
+        Ok(value) => (
+            success,
+            serde_json::to_value(value).expect("an answer is JSON"),
+        ),
+        Err(files_client::Error::Api(e)) => {
+            let body = match e.problem {
+                Some(problem) => serde_json::to_value(problem).expect("a problem is JSON"),
+                None => json!({"code": e.code, "detail": e.detail}),
+            };
+            (e.status, body)
         }
+        Err(e) => panic!("no answer from the API: {e}"),
     }
 }
 

@@ -143,7 +143,7 @@ async fn every_route_serves_a_limited_token_only_the_files_of_its_parents() {
     }
     // (and the tenant-wide token still sees them, untouched)
     for id in [&outside, &rootless] {
-        let file: Value = t.get_file(&wide, id).await.json().await.unwrap();
+        let file: Value = t.get_file(&wide, id).await;
         assert_eq!(
             (file["revision"].as_u64(), &file["tags"]),
             (Some(1), &json!([]))
@@ -296,7 +296,7 @@ async fn moving_a_file_needs_both_parents_permitted() {
         assert_eq!(problem["code"], "parent_not_permitted");
         assert_matches_schema("PATCH", "/v1/files/{file_id}", 403, &problem);
     }
-    let still: Value = t.get_file(&limited, &file).await.json().await.unwrap();
+    let still: Value = t.get_file(&limited, &file).await;
     assert_eq!(still["parent"], "case-2");
     // WHEN it tries to move a file of another parent into its own, THEN 404: it cannot see it
     let (status, _) = patch(&t, &limited, &other, json!({"parent": "case-1"})).await;
@@ -306,7 +306,7 @@ async fn moving_a_file_needs_both_parents_permitted() {
     // out again, it does not
     let (status, _) = patch(&t, &wide, &other, json!({"parent": "case-1"})).await;
     assert_eq!(status, 200);
-    assert_eq!(t.get_file(&limited, &other).await.status(), 200);
+    assert_eq!(t.file_status(&limited, &other).await, 200);
     let (status, listed) = t
         .call(Method::GET, &limited, "/v1/files?parent=case-1", None)
         .await;
@@ -314,7 +314,7 @@ async fn moving_a_file_needs_both_parents_permitted() {
     assert_eq!(listed["items"][0]["id"], other.as_str());
     let (status, _) = patch(&t, &wide, &other, json!({"parent": "case-7"})).await;
     assert_eq!(status, 200);
-    assert_eq!(t.get_file(&limited, &other).await.status(), 404);
+    assert_eq!(t.file_status(&limited, &other).await, 404);
 }
 
 /// Walks every page of `query` (limit 2) and returns the names in order, checking each page.

@@ -21,7 +21,7 @@ async fn upload_photo(t: &TestStack, token: &str, name: &str) -> (Value, Vec<u8>
         )
         .await;
     assert_eq!(status, 201, "{upload}");
-    assert_eq!(t.put_content(&upload, photo.clone()).await.status(), 200);
+    assert_eq!(t.put_content(&upload, photo.clone()).await, 200);
     (upload, photo)
 }
 
@@ -82,9 +82,7 @@ async fn thumbnailing_that_fails_on_every_attempt_ends_in_a_terminal_state() {
             started.elapsed() < Duration::from_secs(5),
             "{point}: waited"
         );
-        let served = t
-            .download(&token, &format!("/v1/files/{file_id}/content"))
-            .await;
+        let served = t.download(&token, file_id).await;
         assert_eq!(served, photo);
         fail::remove(point);
     }
@@ -172,7 +170,7 @@ async fn dynamodb_stopping_mid_upload_leaves_an_upload_that_completes_when_retri
     dynamodb.shutdown().await;
 
     // The bytes land; every attempt to process them fails (and so does the destination).
-    assert_eq!(t.put_content(&upload, content.clone()).await.status(), 200);
+    assert_eq!(t.put_content(&upload, content.clone()).await, 200);
     t.stack.s3.deliveries_idle().await;
     let upload_id = upload["upload_id"].as_str().unwrap();
     let (status, body) = t.complete(&token, upload_id, None).await;
@@ -189,9 +187,7 @@ async fn dynamodb_stopping_mid_upload_leaves_an_upload_that_completes_when_retri
     assert_eq!(status, 200, "{file}");
     assert_eq!(file["status"], "ready");
     let file_id = upload["file_id"].as_str().unwrap();
-    let served = t
-        .download(&token, &format!("/v1/files/{file_id}/content"))
-        .await;
+    let served = t.download(&token, file_id).await;
     assert_eq!(served, content);
     OrphanCheck::after_lifecycle(&t)
         .await

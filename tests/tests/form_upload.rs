@@ -174,15 +174,10 @@ async fn an_image_uploads_in_one_request_and_comes_back_ready_with_its_thumbnail
     );
 
     // AND the content downloads as sent, the thumbnail route has them, the record is the same
-    assert_eq!(
-        t.download(&token, &format!("/v1/files/{id}/content")).await,
-        photo
-    );
-    let thumbnail = t
-        .download(&token, &format!("/v1/files/{id}/thumbnails/256"))
-        .await;
+    assert_eq!(t.download(&token, id).await, photo);
+    let thumbnail = t.download_thumbnail(&token, id, 256).await;
     assert_eq!(&thumbnail[..2], b"\xFF\xD8");
-    let record = t.get_file(&token, id).await;
+    let record = t.get_file_response(&token, id).await;
     assert_eq!(record.headers()["etag"], answer.header("etag"));
     let record: Value = record.json().await.unwrap();
     assert_eq!(record["status"], "ready");
@@ -237,10 +232,7 @@ async fn revisions_conflicts_ownership_scope_and_tenants_follow_the_upload_rules
     assert_eq!(answer.body["id"], id.as_str());
     assert_eq!(answer.body["revision"], 2);
     assert_eq!(answer.header("location"), format!("/v1/files/{id}"));
-    assert_eq!(
-        t.download(&alice, &format!("/v1/files/{id}/content")).await,
-        b"second"
-    );
+    assert_eq!(t.download(&alice, &id).await, b"second");
 
     // WHEN the same stale ETag is sent again THEN 412
     let answer = post_form(
@@ -602,10 +594,7 @@ async fn the_size_limit_is_the_platforms_and_is_enforced_at_the_byte() {
     assert_eq!(answer.body["size"], MAX_CONTENT_BYTES);
     assert_eq!(answer.header(THUMBNAIL_STATUS_HEADER), "none");
     let id = answer.body["id"].as_str().unwrap();
-    assert_eq!(
-        t.download(&token, &format!("/v1/files/{id}/content")).await,
-        at_limit
-    );
+    assert_eq!(t.download(&token, id).await, at_limit);
     println!("one-request upload of {MAX_CONTENT_BYTES} bytes (the limit): {took:?}");
 
     // WHEN it is one byte more THEN 413 file_too_large, pointing at the presigned route

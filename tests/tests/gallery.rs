@@ -19,7 +19,7 @@ async fn upload(
         )
         .await;
     assert_eq!(status, 201, "{upload}");
-    assert_eq!(t.put_content(&upload, bytes).await.status(), 200);
+    assert_eq!(t.put_content(&upload, bytes).await, 200);
     let file_id = upload["file_id"].as_str().unwrap().to_string();
     t.wait_for_status(token, &file_id, "ready").await;
     file_id

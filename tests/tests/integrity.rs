@@ -17,7 +17,7 @@ async fn ready_upload(t: &TestStack, token: &str, name: &str, content: &[u8]) ->
         .await;
     assert_eq!(status, 201, "{upload}");
     let put = t.put_content(&upload, content.to_vec()).await;
-    assert_eq!(put.status(), 200);
+    assert_eq!(put, 200);
     let file_id = upload["file_id"].as_str().unwrap().to_string();
     t.wait_for_status(token, &file_id, "ready").await;
     (upload, file_id)
@@ -40,19 +40,17 @@ async fn a_second_put_through_the_upload_url_cannot_replace_checked_content() {
     let token = t.token("acme", "alice");
     let checked = b"checked content, 32 bytes long!!".to_vec();
     let (upload, file_id) = ready_upload(&t, &token, "report.txt", &checked).await;
-    let before: Value = t.get_file(&token, &file_id).await.json().await.unwrap();
+    let before: Value = t.get_file(&token, &file_id).await;
 
     // The same URL and headers, other bytes of the same size and type (no sha256 was declared).
     let script = b"<script>alert(document.domain)</".to_vec();
     assert_eq!(script.len(), checked.len());
-    assert_precondition_failed(t.put_content(&upload, script).await).await;
+    assert_precondition_failed(t.put_content_raw(&upload, script).await).await;
 
     t.stack.s3.deliveries_idle().await;
-    let served = t
-        .download(&token, &format!("/v1/files/{file_id}/content"))
-        .await;
+    let served = t.download(&token, &file_id).await;
     assert_eq!(served, checked, "the file serves the checked bytes");
-    let after: Value = t.get_file(&token, &file_id).await.json().await.unwrap();
+    let after: Value = t.get_file(&token, &file_id).await;
     assert_eq!(after["revision"], before["revision"]);
     assert_eq!(after["updated_at"], before["updated_at"]);
     OrphanCheck::after_lifecycle(&t)
@@ -78,7 +76,7 @@ async fn a_second_put_while_the_first_is_processed_is_refused_too() {
         t.put_content(&upload, first.clone()),
         t.put_content(&upload, second.clone())
     );
-    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    let statuses = [a, b];
     assert!(
         statuses == [200, 412] || statuses == [412, 200],
         "exactly one write wins: {statuses:?}"
@@ -86,9 +84,7 @@ async fn a_second_put_while_the_first_is_processed_is_refused_too() {
     let winner = if statuses[0] == 200 { first } else { second };
     let file_id = upload["file_id"].as_str().unwrap();
     t.wait_for_status(&token, file_id, "ready").await;
-    let served = t
-        .download(&token, &format!("/v1/files/{file_id}/content"))
-        .await;
+    let served = t.download(&token, file_id).await;
     assert_eq!(sha256_hex(&served), sha256_hex(&winner));
     OrphanCheck::after_lifecycle(&t)
         .await
@@ -107,7 +103,7 @@ async fn bytes_sent_again_after_a_rejection_are_deleted() {
             &json!({"name": "x.png", "size": text.len(), "content_type": "image/png"}),
         )
         .await;
-    assert_eq!(t.put_content(&upload, text.clone()).await.status(), 200);
+    assert_eq!(t.put_content(&upload, text.clone()).await, 200);
     let file_id = upload["file_id"].as_str().unwrap();
     t.wait_for_status(&token, file_id, "rejected").await;
     t.stack.s3.deliveries_idle().await;
@@ -115,7 +111,7 @@ async fn bytes_sent_again_after_a_rejection_are_deleted() {
     assert!(!t.stack.list_objects().await.contains(&key));
 
     // The URL still works (the key is free again): the bytes land, and go.
-    assert_eq!(t.put_content(&upload, text).await.status(), 200);
+    assert_eq!(t.put_content(&upload, text).await, 200);
     t.stack.s3.deliveries_idle().await;
     assert!(
         !t.stack.list_objects().await.contains(&key),
@@ -161,7 +157,7 @@ async fn complete_after_the_file_was_deleted_is_a_4xx_and_keeps_nothing() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
-    assert_eq!(t.put_content(&upload, content).await.status(), 200);
+    assert_eq!(t.put_content(&upload, content).await, 200);
     let (status, body) = t.complete(&token, upload_id, None).await;
     assert!(
         (400..500).contains(&status),
@@ -221,7 +217,7 @@ async fn tag_entries_of_a_never_filled_file_expire_with_it() {
             )
             .await;
         assert_eq!(status, 201);
-        assert_eq!(t.put_content(&upload, b"abc".to_vec()).await.status(), 200);
+        assert_eq!(t.put_content(&upload, b"abc".to_vec()).await, 200);
         let id = upload["file_id"].as_str().unwrap().to_string();
         t.wait_for_status(&token, &id, "ready").await;
         (id, upload)
@@ -295,9 +291,7 @@ async fn complete_does_not_hash_a_multipart_upload_the_event_does() {
     let file_id = upload["file_id"].as_str().unwrap();
     let ready = t.wait_for_status(&token, file_id, "ready").await;
     assert_eq!(ready["sha256"], sha256_hex(&content));
-    let served = t
-        .download(&token, &format!("/v1/files/{file_id}/content"))
-        .await;
+    let served = t.download(&token, file_id).await;
     assert_eq!(sha256_hex(&served), sha256_hex(&content));
     OrphanCheck::after_lifecycle(&t)
         .await
@@ -355,9 +349,7 @@ async fn late_and_repeated_events_change_nothing_and_leave_nothing() {
         .await
         .unwrap();
     assert_eq!(restored.status(), 200);
-    let served = t
-        .download(&token, &format!("/v1/files/{file_id}/content"))
-        .await;
+    let served = t.download(&token, &file_id).await;
     assert_eq!(served, b"one");
     OrphanCheck::after_lifecycle(&t)
         .await

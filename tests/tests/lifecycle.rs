@@ -10,7 +10,7 @@ async fn ready_file(t: &TestStack, token: &str, body: Value, content: &[u8]) -> 
     let (status, upload) = t.create_upload(token, &body).await;
     assert_eq!(status, 201, "{upload}");
     let put = t.put_content(&upload, content.to_vec()).await;
-    assert_eq!(put.status(), 200);
+    assert_eq!(put, 200);
     let (status, file) = t
         .complete(token, upload["upload_id"].as_str().unwrap(), None)
         .await;
@@ -318,10 +318,7 @@ async fn revision_history_after_upload_replace_restore_and_delete_is_exact() {
     assert_eq!(status, 201, "{restored}");
     assert_eq!(restored["revision"], 4);
     assert_eq!(restored["size"], 2);
-    assert_eq!(
-        t.download(&token, &format!("/v1/files/{id}/content")).await,
-        b"v1"
-    );
+    assert_eq!(t.download(&token, id).await, b"v1");
 
     let (_, list, _) = send(
         &t,
@@ -478,7 +475,7 @@ async fn trash_hides_a_file_frees_its_name_and_restore_brings_it_back_unless_tak
     )
     .await;
     assert_eq!((status, trashed["trashed"].clone()), (200, json!(true)));
-    assert_eq!(t.get_file(&token, id).await.status(), 404);
+    assert_eq!(t.file_status(&token, id).await, 404);
 
     // Its name is free: another file takes it; restoring now conflicts.
     let other = ready_file(
@@ -524,7 +521,7 @@ async fn trash_hides_a_file_frees_its_name_and_restore_brings_it_back_unless_tak
     )
     .await;
     assert_eq!((status, restored["trashed"].clone()), (200, json!(false)));
-    assert_eq!(t.get_file(&token, id).await.status(), 200);
+    assert_eq!(t.file_status(&token, id).await, 200);
 }
 
 #[tokio::test]
@@ -584,7 +581,7 @@ async fn a_permanent_delete_leaves_no_object_and_a_second_one_is_404() {
     )
     .await;
     assert_eq!(status, 404);
-    assert_eq!(t.get_file(&token, id).await.status(), 404);
+    assert_eq!(t.file_status(&token, id).await, 404);
     let after = t.stack.list_objects().await;
     assert!(after.is_empty(), "objects left behind: {after:?}");
     // Its name is free.

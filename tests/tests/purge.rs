@@ -139,7 +139,7 @@ async fn an_interrupted_permanent_delete_of_many_revisions_resumes_and_leaves_no
     );
 
     // In between, the file is gone for every reader and its name and tag are free...
-    assert_eq!(t.get_file(&token, &id).await.status(), 404);
+    assert_eq!(t.file_status(&token, &id).await, 404);
     for path in [
         format!("/v1/files/{id}/revisions"),
         format!("/v1/files/{id}/revisions/{revisions}"),
@@ -227,7 +227,7 @@ async fn an_abandoned_permanent_delete_is_finished_by_the_table_stream() {
 
     // Step 1 of DELETE, and nothing after it.
     mark_deleting(&t, &id).await;
-    assert_eq!(t.get_file(&token, &id).await.status(), 404);
+    assert_eq!(t.file_status(&token, &id).await, 404);
 
     let waited = std::time::Instant::now();
     while items_under_file(&t, &id).await > 0 {

@@ -16,7 +16,7 @@ async fn ready_file(t: &TestStack, token: &str, name: &str, content: &[u8]) -> V
         )
         .await;
     assert_eq!(status, 201, "{upload}");
-    assert_eq!(t.put_content(&upload, content.to_vec()).await.status(), 200);
+    assert_eq!(t.put_content(&upload, content.to_vec()).await, 200);
     let (status, file) = t
         .complete(token, upload["upload_id"].as_str().unwrap(), None)
         .await;
@@ -101,7 +101,7 @@ async fn only_the_uploads_creator_an_app_or_an_admin_may_complete_or_abort_it() 
     );
     assert_matches_schema("DELETE", "/v1/uploads/{upload_id}", 403, &problem);
     assert_eq!(
-        t.get_file(&alice, file_id).await.status(),
+        t.file_status(&alice, file_id).await,
         200,
         "the file is still there"
     );
@@ -141,9 +141,8 @@ async fn only_the_uploads_creator_an_app_or_an_admin_may_complete_or_abort_it() 
         let (status, body) = abort(&t, who, upload["upload_id"].as_str().unwrap()).await;
         assert_eq!(status, 204, "{body}");
         assert_eq!(
-            t.get_file(&alice, upload["file_id"].as_str().unwrap())
-                .await
-                .status(),
+            t.file_status(&alice, upload["file_id"].as_str().unwrap())
+                .await,
             404
         );
     }
@@ -231,7 +230,7 @@ async fn restoring_a_revision_whose_object_was_deleted_meanwhile_is_404_not_500(
         &problem,
     );
     // Nothing changed, and no object was left by the failed copy.
-    let current: Value = t.get_file(&token, &id).await.json().await.unwrap();
+    let current: Value = t.get_file(&token, &id).await;
     assert_eq!(current["revision"], 2);
     let objects = t.stack.list_objects().await;
     assert_eq!(objects.len(), 1, "only revision 2's object: {objects:?}");
@@ -253,10 +252,7 @@ async fn restoring_a_revision_whose_object_was_deleted_meanwhile_is_404_not_500(
                     location.as_deref(),
                     Some(format!("/v1/files/{id}/revisions/3").as_str())
                 );
-                assert_eq!(
-                    t.download(&token, &format!("/v1/files/{id}/content")).await,
-                    b"old"
-                );
+                assert_eq!(t.download(&token, &id).await, b"old");
             }
             404 | 409 => assert_matches_schema(
                 "POST",
@@ -405,7 +401,7 @@ async fn a_multipart_upload_that_s3_no_longer_knows_is_gone_not_incomplete_forev
         .unwrap()
         .unwrap();
     assert_eq!(session.status, shared::domain::UploadStatus::Aborted);
-    assert_eq!(t.get_file(&token, file_id).await.status(), 404);
+    assert_eq!(t.file_status(&token, file_id).await, 404);
     assert!(t.stack.list_objects().await.is_empty());
     let (status, again) = t.create_upload(&token, &declare).await;
     assert_eq!(status, 201, "the name is free: {again}");

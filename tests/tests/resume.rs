@@ -161,12 +161,7 @@ async fn a_multipart_upload_resumes_after_its_urls_expired_and_downloads_intact(
     let file = t
         .wait_for_status(&token, pending["id"].as_str().unwrap(), "ready")
         .await;
-    let bytes = t
-        .download(
-            &token,
-            &format!("/v1/files/{}/content", file["id"].as_str().unwrap()),
-        )
-        .await;
+    let bytes = t.download(&token, file["id"].as_str().unwrap()).await;
     assert_eq!(sha256_hex(&bytes), sha256_hex(&content));
 
     // Finished: the state says so and signs nothing any more.
@@ -198,7 +193,7 @@ async fn a_single_put_gets_a_fresh_url_after_the_first_expired() {
         .await;
     assert_eq!(status, 201, "{upload}");
     tokio::time::sleep(Duration::from_secs(URL_TTL_SECONDS + 1)).await;
-    assert_eq!(t.put_content(&upload, content.clone()).await.status(), 403);
+    assert_eq!(t.put_content(&upload, content.clone()).await, 403);
 
     let upload_id = upload["upload_id"].as_str().unwrap();
     let (status, state) = get_upload(&t, &token, upload_id).await;
@@ -210,7 +205,7 @@ async fn a_single_put_gets_a_fresh_url_after_the_first_expired() {
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "no_such_part");
     assert_eq!(problem["part_count"], 0);
-    assert_eq!(t.put_content(&state, content.clone()).await.status(), 200);
+    assert_eq!(t.put_content(&state, content.clone()).await, 200);
     let file = t
         .wait_for_status(&token, upload["file_id"].as_str().unwrap(), "ready")
         .await;

@@ -35,7 +35,7 @@ async fn if_match_that_is_not_an_entity_tag_is_400_and_a_stale_one_412() {
         )
         .await;
     let file_id = upload["file_id"].as_str().unwrap();
-    let etag = stack.get_file(&token, file_id).await.headers()["etag"]
+    let etag = stack.get_file_response(&token, file_id).await.headers()["etag"]
         .to_str()
         .unwrap()
         .to_string();

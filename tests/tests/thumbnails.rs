@@ -18,7 +18,7 @@ async fn upload(
         )
         .await;
     assert_eq!(status, 201, "{upload}");
-    assert_eq!(t.put_content(&upload, content).await.status(), 200);
+    assert_eq!(t.put_content(&upload, content).await, 200);
     let file_id = upload["file_id"].as_str().unwrap().to_string();
     t.wait_for_status(token, &file_id, "ready").await;
     file_id
@@ -72,7 +72,7 @@ async fn a_portrait_photo_shot_sideways_gets_upright_thumbnails_in_every_size() 
             "size {size}: {w}x{h}, expected {expected:?}"
         );
     }
-    let file: Value = t.get_file(&token, &file_id).await.json().await.unwrap();
+    let file: Value = t.get_file(&token, &file_id).await;
     assert_eq!(file["status"], "ready");
 }
 
@@ -122,7 +122,7 @@ async fn a_decompression_bomb_and_a_heic_get_no_thumbnail_but_stay_downloadable(
         assert_eq!(resp.status(), 404);
         let problem: Value = resp.json().await.unwrap();
         assert_eq!(problem["code"], "not_found", "{problem}");
-        let file: Value = t.get_file(&token, file_id).await.json().await.unwrap();
+        let file: Value = t.get_file(&token, file_id).await;
         assert_eq!(file["status"], "ready");
         let stored = t
             .stack

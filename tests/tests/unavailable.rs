@@ -61,7 +61,7 @@ async fn unreachable_dynamodb_gives_503_with_retry_after() {
 
     dynamodb.shutdown().await;
 
-    let read = t.get_file(&token, &file_id).await;
+    let read = t.get_file_response(&token, &file_id).await;
     assert_unavailable(read, &port, "GET", "/v1/files/{file_id}").await;
     let create = t
         .http

@@ -50,9 +50,7 @@ async fn a_40_mb_file_uploads_in_parts_and_downloads_intact() {
     assert_eq!(again["revision"], 1);
 
     let file_id = file["id"].as_str().unwrap();
-    let bytes = t
-        .download(&token, &format!("/v1/files/{file_id}/content"))
-        .await;
+    let bytes = t.download(&token, file_id).await;
     assert_eq!(sha256_hex(&bytes), sha256_hex(&content));
 }
 
@@ -157,7 +155,11 @@ async fn without_a_part_list_complete_uses_the_parts_s3_holds_once_all_are_there
     assert_eq!(put_part(2).await.unwrap().status(), 200);
 
     // Part 2 is not in S3: the upload cannot complete yet, and the problem says what is missing.
-    let (status, problem) = t.complete(&token, upload_id, None).await;
+    // (No body at all: the client always sends one, so this goes raw.)
+    let complete_path = format!("/v1/uploads/{upload_id}/complete");
+    let (status, problem) = t
+        .call(reqwest::Method::POST, &token, &complete_path, None)
+        .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "upload_incomplete");
     assert_eq!(problem["missing_parts"], json!([2]));
@@ -168,12 +170,7 @@ async fn without_a_part_list_complete_uses_the_parts_s3_holds_once_all_are_there
     let (status, file) = t.complete(&token, upload_id, None).await;
     assert_eq!(status, 200, "{file}");
     assert_eq!(file["status"], "ready");
-    let bytes = t
-        .download(
-            &token,
-            &format!("/v1/files/{}/content", file["id"].as_str().unwrap()),
-        )
-        .await;
+    let bytes = t.download(&token, file["id"].as_str().unwrap()).await;
     assert_eq!(sha256_hex(&bytes), sha256_hex(&content));
 }
 
@@ -222,14 +219,14 @@ async fn an_aborted_upload_frees_its_name_and_late_bytes_are_deleted() {
         "aborting twice is fine"
     );
     assert_eq!(
-        t.get_file(&token, file_id).await.status(),
+        t.file_status(&token, file_id).await,
         404,
         "the never-filled file is gone"
     );
 
     // The bytes arrive anyway (the URL was still valid): the event finds the session aborted.
     let put = t.put_content(&upload, b"hello".to_vec()).await;
-    assert_eq!(put.status(), 200);
+    assert_eq!(put, 200);
     let key = format!("uploads/acme/{upload_id}");
     let mut deleted = false;
     for _ in 0..100 {
@@ -393,11 +390,7 @@ async fn common_files_declared_truthfully_are_accepted_and_lies_are_rejected() {
             )
             .await;
         assert_eq!(status, 201, "{name}: {upload}");
-        assert_eq!(
-            t.put_content(&upload, content).await.status(),
-            200,
-            "{name}"
-        );
+        assert_eq!(t.put_content(&upload, content).await, 200, "{name}");
         let want = if accepted { "ready" } else { "rejected" };
         let file = t
             .wait_for_status(&token, upload["file_id"].as_str().unwrap(), want)
@@ -443,7 +436,7 @@ async fn names_are_unique_per_parent_case_insensitively_unless_replacing() {
     t.put_content(&second, b"%PDF2".to_vec()).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let file: Value = t.get_file(&token, file_id).await.json().await.unwrap();
+        let file: Value = t.get_file(&token, file_id).await;
         if file["revision"] == 2 {
             assert_eq!(file["size"], 5);
             assert_eq!(file["name"], "Plan.PDF");
@@ -485,7 +478,7 @@ async fn an_upload_based_on_a_stale_etag_is_refused() {
     t.put_content(&upload, b"1".to_vec()).await;
     let file_id = upload["file_id"].as_str().unwrap();
     t.wait_for_status(&token, file_id, "ready").await;
-    let etag = t.get_file(&token, file_id).await.headers()["etag"]
+    let etag = t.get_file_response(&token, file_id).await.headers()["etag"]
         .to_str()
         .unwrap()
         .to_string();
@@ -528,7 +521,7 @@ async fn duplicate_reordered_and_stray_events_change_nothing() {
         .complete(&token, second["upload_id"].as_str().unwrap(), None)
         .await;
     assert_eq!((status, file["revision"].clone()), (200, json!(2)));
-    let etag = t.get_file(&token, file_id).await.headers()["etag"].clone();
+    let etag = t.get_file_response(&token, file_id).await.headers()["etag"].clone();
 
     // The first upload's event again, after the second's: old news.
     let bucket = t.stack.app.config.bucket_name.clone();
@@ -575,7 +568,7 @@ async fn duplicate_reordered_and_stray_events_change_nothing() {
         .unwrap();
     assert_eq!(missing, shared::finalize::Outcome::NotLanded);
 
-    let after = t.get_file(&token, file_id).await;
+    let after = t.get_file_response(&token, file_id).await;
     assert_eq!(after.headers()["etag"], etag, "nothing changed the record");
     let body: Value = after.json().await.unwrap();
     assert_eq!(body["revision"], 2);
