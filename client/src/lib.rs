@@ -288,20 +288,15 @@ impl Client {
 
     /// Every file of a listing, following `next_cursor`.
     pub async fn list_all_files(&self, query: &[(String, String)]) -> Result<Vec<File>, Error> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
+        all_pages(|cursor| async move {
             let mut page_query = query.to_vec();
-            if let Some(cursor) = &cursor {
-                page_query.push(("cursor".into(), cursor.clone()));
+            if let Some(cursor) = cursor {
+                page_query.push(("cursor".into(), cursor));
             }
             let page = self.list_files(&page_query).await?;
-            items.extend(page.items);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(items),
-            }
-        }
+            Ok((page.items, page.next_cursor))
+        })
+        .await
     }
 
     /// `POST /v1/files/{id}/trash`.
@@ -345,18 +340,13 @@ impl Client {
     /// Every revision of a file, oldest first, following `next_cursor` (pages of 100, the most the
     /// API gives, so a long history takes few requests).
     pub async fn list_all_revisions(&self, file_id: &str) -> Result<Vec<Revision>, Error> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
+        all_pages(|cursor| async move {
             let page = self
                 .list_revisions(file_id, Some(100), cursor.as_deref())
                 .await?;
-            items.extend(page.items);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(items),
-            }
-        }
+            Ok((page.items, page.next_cursor))
+        })
+        .await
     }
 
     /// `GET /v1/files/{id}/content`: the presigned URL it redirects to.
@@ -497,6 +487,25 @@ impl Polling {
             first: interval,
             max: interval,
             timeout,
+        }
+    }
+}
+
+/// Every item of a cursor-paginated listing: `page(cursor)` answers a page's items and its
+/// `next_cursor`, until there is none.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, Error>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), Error>>,
+{
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page_items, next) = page(cursor).await?;
+        items.extend(page_items);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(items),
         }
     }
 }
