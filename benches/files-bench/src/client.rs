@@ -1,8 +1,10 @@
-//! An HTTP client of the Files API (through the local gateway), for seeding files and for the
-//! end-to-end measurement: tokens as `mint-token` makes them, uploads as a client makes them.
+//! The benches' use of the Files API (through the local gateway), for seeding files and for the
+//! end-to-end measurement: tokens as `mint-token` makes them, calls through `files-client`.
 
+use files_client::types::{CreateUploadRequest, File, FileStatus};
+use files_client::{Client, Polling, RetryPolicy};
 use local_stack::authorizer::{JwtAuthorizerConfig, mint_hs256};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
@@ -29,132 +31,95 @@ pub fn token(tenant: &str, subject: &str) -> String {
     mint_hs256(&secret, &claims)
 }
 
-/// `POST /v1/uploads` body declaring `content` (with its SHA-256, as a careful client sends it).
-pub fn declaration(name: &str, content: &[u8], content_type: &str) -> Value {
-    json!({
-        "name": name,
-        "size": content.len(),
-        "content_type": content_type,
-        "sha256": hex::encode(Sha256::digest(content)),
-    })
+/// A client of the Files API for `tenant` (a bench token): `files-client`, as the CLI uses it, but
+/// without retries, so that a failed request fails the run instead of adding a back-off to the
+/// figures. What it adds to a request is parsing the answer into the API's type (microseconds,
+/// against the milliseconds measured).
+pub fn api_client(base_url: &str, tenant: &str) -> Result<Client, String> {
+    Client::new(base_url, &token(tenant, "bench"))
+        .map(|client| {
+            client.with_retry(RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            })
+        })
+        .map_err(|e| e.to_string())
 }
 
-pub struct ApiClient {
-    pub http: reqwest::Client,
-    pub base_url: String,
-    pub token: String,
+/// A failed call as one line: the status and code of an API refusal, and what it said.
+pub fn failure(error: files_client::Error) -> String {
+    match error.api() {
+        Some(api) => format!("HTTP {} {}: {}", api.status, api.code, api.detail),
+        None => error.to_string(),
+    }
 }
 
-impl ApiClient {
-    pub fn new(base_url: &str, tenant: &str) -> ApiClient {
-        ApiClient {
-            http: reqwest::Client::new(),
-            base_url: base_url.trim_end_matches('/').to_string(),
-            token: token(tenant, "bench"),
-        }
+/// `POST /v1/uploads` declaring `content` (with its SHA-256, as a careful client sends it).
+pub fn declaration(name: &str, content: &[u8], content_type: &str) -> CreateUploadRequest {
+    CreateUploadRequest {
+        name: Some(name.to_string()),
+        size: content.len() as u64,
+        content_type: content_type.to_string(),
+        sha256: Some(hex::encode(Sha256::digest(content))),
+        ..CreateUploadRequest::default()
     }
+}
 
-    pub async fn create_upload(&self, body: &Value) -> Result<Value, String> {
-        let response = self
-            .http
-            .post(format!("{}/v1/uploads", self.base_url))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body: Value = response.json().await.map_err(|e| e.to_string())?;
-        if status != reqwest::StatusCode::CREATED {
-            return Err(format!("POST /v1/uploads answered {status}: {body}"));
-        }
-        Ok(body)
+/// Polls the file every `interval` until `done` holds, failing early if it was rejected; when it
+/// held.
+pub async fn wait_for(
+    api: &Client,
+    file_id: &str,
+    interval: Duration,
+    timeout: Duration,
+    done: impl Fn(&File) -> bool,
+) -> Result<Instant, String> {
+    let file = api
+        .wait_for(file_id, Polling::every(interval, timeout), |file| {
+            done(file) || file.status == FileStatus::Rejected
+        })
+        .await
+        .map_err(failure)?;
+    let at = Instant::now();
+    if !done(&file) {
+        return Err(format!(
+            "the upload was rejected: {}",
+            file.rejection_reason.unwrap_or_default()
+        ));
     }
+    Ok(at)
+}
 
-    /// PUTs `content` to the upload's presigned URL with the headers it was signed with.
-    pub async fn put_content(&self, upload: &Value, content: Vec<u8>) -> Result<(), String> {
-        let url = upload["url"].as_str().ok_or("the upload has no url")?;
-        let mut request = self.http.put(url).body(content);
-        if let Some(headers) = upload["headers"].as_object() {
-            for (name, value) in headers {
-                request = request.header(name, value.as_str().unwrap_or_default());
-            }
-        }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            return Err(format!("PUT to S3 answered {status}: {text}"));
-        }
-        Ok(())
-    }
-
-    pub async fn get_file(&self, file_id: &str) -> Result<Value, String> {
-        let response = self
-            .http
-            .get(format!("{}/v1/files/{file_id}", self.base_url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body: Value = response.json().await.map_err(|e| e.to_string())?;
-        if status != reqwest::StatusCode::OK {
-            return Err(format!("GET /v1/files/{file_id} answered {status}: {body}"));
-        }
-        Ok(body)
-    }
-
-    /// Polls `GET /v1/files/{id}` every `interval` until `done` holds; the record and when.
-    pub async fn wait_for(
-        &self,
-        file_id: &str,
-        interval: Duration,
-        timeout: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Result<(Value, Instant), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let record = self.get_file(file_id).await?;
-            let at = Instant::now();
-            if done(&record) {
-                return Ok((record, at));
-            }
-            if record["status"] == "rejected" {
-                return Err(format!("the upload was rejected: {record}"));
-            }
-            if at > deadline {
-                return Err(format!(
-                    "file {file_id} not done after {timeout:?}: {record}"
-                ));
-            }
-            tokio::time::sleep(interval).await;
-        }
-    }
-
-    /// Uploads `content` as a new file and waits until it is ready (and, with `thumbnails`, until
-    /// its thumbnails are made); its id.
-    pub async fn seed_file(
-        &self,
-        name: &str,
-        content: Vec<u8>,
-        content_type: &str,
-        thumbnails: bool,
-    ) -> Result<String, String> {
-        let upload = self
-            .create_upload(&declaration(name, &content, content_type))
-            .await?;
-        self.put_content(&upload, content).await?;
-        let file_id = upload["file_id"].as_str().ok_or("no file_id")?.to_string();
-        self.wait_for(
-            &file_id,
-            Duration::from_millis(20),
-            Duration::from_secs(30),
-            |r| r["status"] == "ready" && (!thumbnails || r.get("thumbnails").is_some()),
-        )
-        .await?;
-        Ok(file_id)
-    }
+/// Uploads `content` as a new file and waits until it is ready (and, with `thumbnails`, until its
+/// thumbnails are made); its id.
+pub async fn seed_file(
+    api: &Client,
+    name: &str,
+    content: Vec<u8>,
+    content_type: &str,
+    thumbnails: bool,
+) -> Result<String, String> {
+    let upload = api
+        .create_upload(&declaration(name, &content, content_type))
+        .await
+        .map_err(failure)?;
+    let url = upload.url.as_deref().ok_or("not a single-PUT upload")?;
+    api.put_content(
+        url,
+        &upload.headers.clone().unwrap_or_default(),
+        content.into(),
+    )
+    .await
+    .map_err(failure)?;
+    wait_for(
+        api,
+        &upload.file_id,
+        Duration::from_millis(20),
+        Duration::from_secs(30),
+        |file| file.status == FileStatus::Ready && (!thumbnails || file.thumbnails.is_some()),
+    )
+    .await?;
+    Ok(upload.file_id)
 }
 
 /// A small photo-like JPEG (a gradient), for files that get thumbnails.

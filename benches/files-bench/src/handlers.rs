@@ -13,7 +13,7 @@
 //! The cases run interleaved, one iteration of each in turn, after a warm-up.
 
 use crate::args::Args;
-use crate::client::{ApiClient, small_jpeg};
+use crate::client::{api_client, seed_file, small_jpeg};
 use crate::stats::{Samples, Table, ms};
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_sdk_dynamodb::config::interceptors::{
@@ -157,13 +157,16 @@ async fn run(iterations: usize, warmup: usize) -> Result<(), String> {
 
 async fn measure(stack: &LocalStack, iterations: usize, warmup: usize) -> Result<(), String> {
     let tenant = "bench";
-    let api = ApiClient::new(&stack.base_url(), tenant);
-    let text_id = api
-        .seed_file("bench.txt", b"hello, files\n".to_vec(), "text/plain", false)
-        .await?;
-    let jpeg_id = api
-        .seed_file("bench.jpg", small_jpeg(640, 480), "image/jpeg", true)
-        .await?;
+    let api = api_client(&stack.base_url(), tenant)?;
+    let text_id = seed_file(
+        &api,
+        "bench.txt",
+        b"hello, files\n".to_vec(),
+        "text/plain",
+        false,
+    )
+    .await?;
+    let jpeg_id = seed_file(&api, "bench.jpg", small_jpeg(640, 480), "image/jpeg", true).await?;
 
     let timer = WireTimer::default();
     let app = Arc::new(App::with_clients(
@@ -206,7 +209,7 @@ async fn measure(stack: &LocalStack, iterations: usize, warmup: usize) -> Result
                 let content = b"hello, files\n";
                 let body =
                     crate::client::declaration(&format!("{run_id}-{i}.txt"), content, "text/plain");
-                event["body"] = json!(body.to_string());
+                event["body"] = json!(serde_json::to_string(&body).expect("a request is JSON"));
                 event.to_string()
             }),
         },

@@ -16,7 +16,7 @@
 //! - `POST /v1/uploads`: a new file each time (a DynamoDB transaction and a presigned PUT).
 
 use crate::args::Args;
-use crate::client::ApiClient;
+use crate::client::{api_client, declaration, failure, seed_file};
 use crate::stats::{Samples, Table, ms};
 use aws_sdk_dynamodb::types::AttributeValue::{self, S};
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
@@ -225,16 +225,22 @@ async fn scenarios(
     table: &str,
 ) -> Result<Vec<Scenario>, String> {
     let tenant = "bench-load";
-    let api = ApiClient::new(url, tenant);
+    // The API scenarios go through files-client without retries (crate::client::api_client): a
+    // failure counts as an error, never as a retried, slower request.
+    let api = api_client(url, tenant)?;
     let seed_name = format!("load-{}.txt", uuid::Uuid::now_v7().simple());
-    let file_id = api
-        .seed_file(&seed_name, b"hello, files\n".to_vec(), "text/plain", false)
-        .await?;
-    let http = reqwest::Client::new();
-    let token = api.token.clone();
+    let file_id = seed_file(
+        &api,
+        &seed_name,
+        b"hello, files\n".to_vec(),
+        "text/plain",
+        false,
+    )
+    .await?;
 
+    // No API call: the gateway's floor, below any client.
     let not_found: Op = {
-        let (http, url) = (http.clone(), format!("{url}/v1/no-such-route"));
+        let (http, url) = (reqwest::Client::new(), format!("{url}/v1/no-such-route"));
         Arc::new(move |_| {
             let request = http.get(&url).send();
             Box::pin(async move { expect(request.await, 404).await })
@@ -262,14 +268,15 @@ async fn scenarios(
         })
     };
     let get_file: Op = {
-        let (http, url, token) = (
-            http.clone(),
-            format!("{url}/v1/files/{file_id}"),
-            token.clone(),
-        );
+        let (api, file_id) = (api.clone(), file_id.clone());
         Arc::new(move |_| {
-            let request = http.get(&url).bearer_auth(&token).send();
-            Box::pin(async move { expect(request.await, 200).await })
+            let (api, file_id) = (api.clone(), file_id.clone());
+            Box::pin(async move {
+                api.get_file(&file_id, false)
+                    .await
+                    .map(|_| ())
+                    .map_err(failure)
+            })
         })
     };
     let transact: Op = {
@@ -333,16 +340,15 @@ async fn scenarios(
         })
     };
     let create_upload: Op = {
-        let (http, url, token) = (http.clone(), format!("{url}/v1/uploads"), token.clone());
         let run = uuid::Uuid::now_v7().simple().to_string();
         Arc::new(move |i| {
-            let body = crate::client::declaration(
+            let api = api.clone();
+            let body = declaration(
                 &format!("load-{run}-{i}.txt"),
                 b"hello, files\n",
                 "text/plain",
             );
-            let request = http.post(&url).bearer_auth(&token).json(&body).send();
-            Box::pin(async move { expect(request.await, 201).await })
+            Box::pin(async move { api.create_upload(&body).await.map(|_| ()).map_err(failure) })
         })
     };
     Ok(vec![
