@@ -33,6 +33,13 @@ pub struct Config {
     /// `FILES_THUMBNAIL_MAX_SOURCE_BYTES` (default 64 MiB): larger images get no thumbnails (the
     /// processor holds the source in memory).
     pub thumbnail_max_source_bytes: u64,
+    /// `FILES_SINGLE_COPY_MAX_BYTES` (default 256 MiB; 5 MiB to 5 GiB): revision restores copy
+    /// objects up to this size with one CopyObject (S3's limit is 5 GiB), larger ones part by part
+    /// with UploadPartCopy (S3 copies a range only of a source over 5 MiB).
+    pub single_copy_max_bytes: u64,
+    /// `FILES_COPY_PART_BYTES` (default 256 MiB; 5 MiB to 5 GiB, S3's part sizes): the part size of
+    /// a multipart copy (it grows for objects that would need more than 10,000 parts).
+    pub copy_part_bytes: u64,
     /// `FILES_S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, needed by local S3 endpoints
     /// that are addressed by IP.
     pub s3_force_path_style: bool,
@@ -170,6 +177,17 @@ impl Config {
                 .filter(|t| !t.is_empty())
                 .collect(),
             thumbnail_max_source_bytes: parsed("FILES_THUMBNAIL_MAX_SOURCE_BYTES", 64 * MIB)?,
+            single_copy_max_bytes: s3_part_size(
+                "FILES_SINGLE_COPY_MAX_BYTES",
+                parsed(
+                    "FILES_SINGLE_COPY_MAX_BYTES",
+                    crate::storage::SINGLE_COPY_MAX_BYTES,
+                )?,
+            )?,
+            copy_part_bytes: s3_part_size(
+                "FILES_COPY_PART_BYTES",
+                parsed("FILES_COPY_PART_BYTES", crate::storage::COPY_PART_BYTES)?,
+            )?,
             s3_force_path_style: flag("FILES_S3_FORCE_PATH_STYLE")?,
             cursor_secret: match lookup("FILES_CURSOR_SECRET") {
                 None => None,
@@ -191,6 +209,24 @@ impl Config {
                 }
                 max as usize
             },
+        })
+    }
+}
+
+/// A size S3 takes as a copy's part (5 MiB to 5 GiB; S3 answers `EntityTooSmall` to a smaller part
+/// that is not the last) and as the largest single CopyObject (at most 5 GiB; a range of a source of
+/// 5 MiB or less cannot be copied, so the threshold is at least 5 MiB too). Out of range is refused,
+/// not clamped: a setting that S3 would refuse must not start.
+fn s3_part_size(name: &'static str, bytes: u64) -> Result<u64, ConfigError> {
+    use crate::domain::multipart::{MAX_PART_BYTES, MIN_PART_BYTES};
+    if (MIN_PART_BYTES..=MAX_PART_BYTES).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!(
+                "must be between {MIN_PART_BYTES} (5 MiB) and {MAX_PART_BYTES} (5 GiB) bytes, S3's part sizes"
+            ),
         })
     }
 }
@@ -218,6 +254,37 @@ mod tests {
         assert_eq!(c.allowed_content_types, vec!["*/*"]);
         assert_eq!(c.multipart_threshold_bytes, 100 * MIB);
         assert_eq!(c.list_page_max_bytes, 1024 * 1024);
+        assert_eq!(c.single_copy_max_bytes, 256 * MIB);
+        assert_eq!(c.copy_part_bytes, 256 * MIB);
+    }
+
+    #[test]
+    fn copy_sizes_stay_within_s3_part_sizes() {
+        let base = [("FILES_TABLE_NAME", "t"), ("FILES_BUCKET_NAME", "b")];
+        for name in ["FILES_SINGLE_COPY_MAX_BYTES", "FILES_COPY_PART_BYTES"] {
+            for refused in ["5242879", "5368709121", "0"] {
+                let mut vars = base.to_vec();
+                vars.push((name, refused));
+                let err = config(&vars).unwrap_err();
+                assert!(err.to_string().contains(name), "{name}={refused}: {err}");
+            }
+            for accepted in ["5242880", "5368709120"] {
+                let mut vars = base.to_vec();
+                vars.push((name, accepted));
+                assert!(config(&vars).is_ok(), "{name}={accepted}");
+            }
+        }
+        let c = config(&[
+            ("FILES_TABLE_NAME", "t"),
+            ("FILES_BUCKET_NAME", "b"),
+            ("FILES_SINGLE_COPY_MAX_BYTES", "5242880"),
+            ("FILES_COPY_PART_BYTES", "6291456"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.single_copy_max_bytes, c.copy_part_bytes),
+            (5 * MIB, 6 * MIB)
+        );
     }
 
     #[test]

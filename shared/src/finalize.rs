@@ -158,6 +158,31 @@ pub async fn finalize_upload(
     Err(FinalizeError::Contended(MAX_ATTEMPTS))
 }
 
+/// The revision an accepted upload became: by the number its session records, or (sessions accepted
+/// before the number was recorded) by looking for its upload among the file's recent revisions.
+/// `None` when the upload was not accepted, or its revision was deleted since.
+pub async fn accepted_revision(
+    app: &App,
+    session: &UploadSession,
+) -> Result<Option<RevisionRecord>, StoreError> {
+    if session.status != UploadStatus::Completed {
+        return Ok(None);
+    }
+    let revision = match session.revision {
+        Some(number) => {
+            app.files
+                .find_revision(&session.tenant_id, &session.file_id, number)
+                .await?
+        }
+        None => {
+            app.files
+                .find_revision_of_upload(&session.tenant_id, &session.file_id, &session.upload_id)
+                .await?
+        }
+    };
+    Ok(revision.filter(|r| r.upload_id == session.upload_id))
+}
+
 enum Verdict {
     Checked(Result<Sniffed, Rejection>),
     NeedsFullEffort,
@@ -281,6 +306,7 @@ async fn accept(
     };
     let finished = UploadSession {
         status: UploadStatus::Completed,
+        revision: Some(updated.revision),
         ..session.clone()
     };
     app.files

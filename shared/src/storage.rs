@@ -134,6 +134,10 @@ pub struct DownloadOverrides<'a> {
 pub struct ObjectStorage {
     client: Client,
     bucket: String,
+    /// Objects up to this size are copied with one CopyObject (see [`ObjectStorage::copy`]).
+    single_copy_max_bytes: u64,
+    /// Part size of a multipart copy.
+    copy_part_bytes: u64,
 }
 
 fn presigning(ttl: Duration) -> Result<PresigningConfig, StorageError> {
@@ -149,7 +153,18 @@ impl ObjectStorage {
         ObjectStorage {
             client,
             bucket: bucket.into(),
+            single_copy_max_bytes: SINGLE_COPY_MAX_BYTES,
+            copy_part_bytes: COPY_PART_BYTES,
         }
+    }
+
+    /// Copies up to `single_copy_max_bytes` with one CopyObject, larger objects in parts of
+    /// `copy_part_bytes` (`FILES_SINGLE_COPY_MAX_BYTES`, `FILES_COPY_PART_BYTES`; the configuration
+    /// keeps both within S3's part sizes).
+    pub fn with_copy_sizes(mut self, single_copy_max_bytes: u64, copy_part_bytes: u64) -> Self {
+        self.single_copy_max_bytes = single_copy_max_bytes;
+        self.copy_part_bytes = copy_part_bytes;
+        self
     }
 
     pub fn bucket(&self) -> &str {
@@ -507,8 +522,10 @@ impl ObjectStorage {
 impl ObjectStorage {
     /// Server-side copy to a new key (a restored revision gets its own object without the bytes
     /// passing here), written once (`If-None-Match: *`) and tagged pending like an upload. Up to
-    /// [`SINGLE_COPY_MAX_BYTES`] one CopyObject; larger objects (S3's CopyObject stops at 5 GB, and
-    /// one copy of gigabytes outlasts a request) as a multipart copy, parts copied in parallel.
+    /// the single-copy threshold ([`SINGLE_COPY_MAX_BYTES`] unless configured) one CopyObject;
+    /// larger objects (S3's CopyObject stops at 5 GiB, and one copy of gigabytes outlasts a
+    /// request) as a multipart copy, parts copied in parallel. A failed multipart copy leaves
+    /// nothing: its upload is aborted once no part copy is in flight any more.
     pub async fn copy(&self, source_key: &str, target_key: &str) -> Result<(), StorageError> {
         let source = format!(
             "{}/{}",
@@ -520,7 +537,7 @@ impl ObjectStorage {
                 code: "NoSuchKey".into(),
             });
         };
-        if head.size <= SINGLE_COPY_MAX_BYTES {
+        if head.size <= self.single_copy_max_bytes {
             self.client
                 .copy_object()
                 .bucket(&self.bucket)
@@ -552,11 +569,33 @@ impl ObjectStorage {
         if completed.is_err() {
             // Copied parts are invisible and billed: give them back now (the bucket's
             // abort-incomplete rule would, a day later).
-            let _ = self.abort_multipart(target_key, &upload_id).await;
+            self.abort_multipart_fully(target_key, &upload_id).await;
         }
         completed
     }
 
+    /// Aborts a multipart upload and checks with ListParts that S3 holds no part of it any more,
+    /// aborting again if it does (S3: a part upload in progress during an abort "might or might
+    /// not succeed", and ListParts is how to verify). Best effort: whatever stays, the bucket's
+    /// abort-incomplete rule removes a day later.
+    async fn abort_multipart_fully(&self, key: &str, upload_id: &str) {
+        for _ in 0..3 {
+            if let Err(error) = self.abort_multipart(key, upload_id).await {
+                tracing::warn!(%error, key, "could not abort a failed multipart copy");
+                return;
+            }
+            match self.list_parts(key, upload_id).await {
+                Ok(parts) if !parts.is_empty() => continue,
+                // NoSuchUpload (or an empty list): nothing is held any more.
+                _ => return,
+            }
+        }
+    }
+
+    /// Copies every part with UploadPartCopy, [`COPY_PARTS_IN_FLIGHT`] at a time, in inclusive
+    /// byte ranges (`bytes=first-last`). After the first failure no new part copy starts, but
+    /// those already sent are waited for: dropping one would not stop S3 from finishing it, and a
+    /// part finished after the abort would stay stored.
     async fn copy_parts(
         &self,
         source: &str,
@@ -564,16 +603,16 @@ impl ObjectStorage {
         upload_id: &str,
         size: u64,
     ) -> Result<Vec<(u32, String)>, StorageError> {
-        use futures::{StreamExt, TryStreamExt};
-        // S3 allows 10,000 parts of at most 5 GiB.
-        let part_bytes = COPY_PART_BYTES.max(size.div_ceil(10_000));
-        let parts = (0..size.div_ceil(part_bytes)).map(|i| {
-            let first = i * part_bytes;
-            (i as u32 + 1, first, (first + part_bytes).min(size) - 1)
-        });
-        futures::stream::iter(parts)
+        use futures::StreamExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let failed = AtomicBool::new(false);
+        let failed = &failed;
+        let mut copied = futures::stream::iter(copy_part_ranges(size, self.copy_part_bytes))
             .map(|(number, first, last)| async move {
-                let out = self
+                if failed.load(Ordering::SeqCst) {
+                    return None;
+                }
+                let result = self
                     .client
                     .upload_part_copy()
                     .bucket(&self.bucket)
@@ -584,16 +623,38 @@ impl ObjectStorage {
                     .copy_source_range(format!("bytes={first}-{last}"))
                     .send()
                     .await
-                    .map_err(classify)?;
-                let etag = out
-                    .copy_part_result
-                    .and_then(|r| r.e_tag)
-                    .ok_or_else(|| StorageError::Permanent("S3 returned no part ETag".into()))?;
-                Ok::<_, StorageError>((number, etag))
+                    .map_err(classify)
+                    .and_then(|out| {
+                        out.copy_part_result.and_then(|r| r.e_tag).ok_or_else(|| {
+                            StorageError::Permanent("S3 returned no part ETag".into())
+                        })
+                    })
+                    .map(|etag| (number, etag));
+                if result.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                if number == 1 {
+                    // The fault suite's moment for a source that vanishes mid-copy.
+                    fail::fail_point!("storage/first-part-copied");
+                }
+                Some(result)
             })
-            .buffered(COPY_PARTS_IN_FLIGHT)
-            .try_collect()
-            .await
+            .buffered(COPY_PARTS_IN_FLIGHT);
+        let mut parts = Vec::new();
+        let mut first_error = None;
+        while let Some(outcome) = copied.next().await {
+            match outcome {
+                Some(Ok(part)) => parts.push(part),
+                Some(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                None => {}
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(parts),
+        }
     }
 
     /// Deletes many objects, 1,000 per request; missing ones are fine.
@@ -628,11 +689,24 @@ impl ObjectStorage {
     }
 }
 
-/// Objects up to this size are copied with one CopyObject, larger ones part by part.
+/// Objects up to this size are copied with one CopyObject, larger ones part by part (default of
+/// `FILES_SINGLE_COPY_MAX_BYTES`).
 pub const SINGLE_COPY_MAX_BYTES: u64 = 256 << 20;
-/// Part size of a multipart copy (grows for objects over 10,000 of them), and parts in flight.
+/// Part size of a multipart copy (default of `FILES_COPY_PART_BYTES`; grows for objects over
+/// 10,000 of them), and parts in flight.
 pub const COPY_PART_BYTES: u64 = 256 << 20;
 pub const COPY_PARTS_IN_FLIGHT: usize = 16;
+
+/// The parts of a multipart copy of `size` bytes: (part number, first byte, last byte), inclusive
+/// as `x-amz-copy-source-range` takes them. Parts of `part_bytes`, or larger when that would make
+/// more than S3's 10,000 parts; only the last may be smaller.
+pub fn copy_part_ranges(size: u64, part_bytes: u64) -> impl Iterator<Item = (u32, u64, u64)> {
+    let part_bytes = part_bytes.max(size.div_ceil(10_000)).max(1);
+    (0..size.div_ceil(part_bytes)).map(move |i| {
+        let first = i * part_bytes;
+        (i as u32 + 1, first, (first + part_bytes).min(size) - 1)
+    })
+}
 
 /// Ranged reads of [`ObjectStorage::sha256`]: 8 MiB each, 8 in flight (64 MiB held at most).
 pub const HASH_RANGE_BYTES: u64 = 8 << 20;
@@ -712,5 +786,46 @@ impl ObjectStorage {
         parts.sort_by_key(|p| p.part_number);
         parts.dedup_by_key(|p| p.part_number);
         Ok(parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn copy_parts_cover_the_object_in_inclusive_ranges() {
+        let parts: Vec<_> = copy_part_ranges(12 * MIB + 1, 5 * MIB).collect();
+        assert_eq!(
+            parts,
+            vec![
+                (1, 0, 5 * MIB - 1),
+                (2, 5 * MIB, 10 * MIB - 1),
+                (3, 10 * MIB, 12 * MIB),
+            ]
+        );
+        let exact: Vec<_> = copy_part_ranges(10 * MIB, 5 * MIB).collect();
+        assert_eq!(exact.last(), Some(&(2, 5 * MIB, 10 * MIB - 1)));
+    }
+
+    #[test]
+    fn copy_parts_grow_to_stay_within_10000_and_5_gib() {
+        // S3's largest object at the default part size: 10,000 parts at most, none over 5 GiB.
+        let size = 5 << 40;
+        let parts: Vec<_> = copy_part_ranges(size, COPY_PART_BYTES).collect();
+        assert!(parts.len() <= 10_000, "{}", parts.len());
+        assert!(parts.iter().all(|(_, first, last)| last - first < 5 << 30));
+        assert!(
+            parts[..parts.len() - 1]
+                .iter()
+                .all(|(_, first, last)| last - first + 1 >= 5 * MIB)
+        );
+        assert_eq!(parts.last().unwrap().2, size - 1);
+        // Just over the default threshold: two parts, the second one byte.
+        let parts: Vec<_> = copy_part_ranges(SINGLE_COPY_MAX_BYTES + 1, COPY_PART_BYTES).collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1], (2, COPY_PART_BYTES, COPY_PART_BYTES));
     }
 }

@@ -219,6 +219,7 @@ pub async fn declare_upload(
         creates_file: matches!(target, Target::NewFile(_)),
         base_revision: None,
         rejection_reason: None,
+        revision: None,
         created_by: principal.actor(),
         created_at: now,
         expires_at: session_expires_at,

@@ -2,8 +2,8 @@
 //! attempt (the first and two retries: a crash, an out-of-memory kill, a timeout, a panic, which
 //! aborts the process), so that no file waits for ever for thumbnails that will never come.
 //!
-//! For each object of the event that is its file's current content with thumbnails still
-//! `pending`, the thumbnails become `none` with reason `failed`, a terminal state that
+//! For each object of the event that is an accepted revision's content (current or superseded)
+//! with thumbnails still `pending`, the thumbnails become `none` with reason `failed`, a terminal state that
 //! `GET /v1/files/{id}` shows and `GET .../thumbnails/{size}?wait=N` answers at once. An upload that
 //! never got accepted is left as it is: its session stays pending (a `POST .../complete` retries
 //! it), and its object, still tagged pending, expires with the bucket's lifecycle rule. If this
@@ -13,6 +13,7 @@ use aws_lambda_events::s3::S3Event;
 use serde::Deserialize;
 use shared::App;
 use shared::domain::{THUMBNAIL_SIZES, Thumbnails};
+use shared::finalize::accepted_revision;
 use shared::keys::{decode_event_key, parse_object_key, thumbnail_key};
 use shared::storage::StorageError;
 use shared::store::StoreError;
@@ -70,16 +71,12 @@ pub async fn handle(app: Arc<App>, record: InvocationRecord) -> Result<(), Faile
         else {
             continue;
         };
-        let Some(file) = app
-            .files
-            .get_file(&session.tenant_id, &session.file_id)
-            .await?
-        else {
+        // The revision the upload became, current or not: the state is the revision's, and a
+        // revision superseded meanwhile must not keep `pending` either.
+        let Some(revision) = accepted_revision(&app, &session).await? else {
             continue;
         };
-        if file.object_key.as_deref() != Some(key.as_str())
-            || file.thumbnails != Thumbnails::Pending
-        {
+        if revision.object_key != key || revision.thumbnails != Thumbnails::Pending {
             continue;
         }
         // An attempt may have stored some before it died: they will never be recorded.
@@ -93,14 +90,19 @@ pub async fn handle(app: Arc<App>, record: InvocationRecord) -> Result<(), Faile
         };
         match app
             .files
-            .set_thumbnails(&file.tenant_id, &file.id, file.revision, &failed)
+            .set_thumbnails(
+                &revision.tenant_id,
+                &revision.file_id,
+                revision.revision,
+                &failed,
+            )
             .await
         {
             // The revision was deleted meanwhile: nothing left to mark.
             Err(e) if e.is_condition_failed() => {}
             other => other?,
         }
-        tracing::info!(file_id = %file.id, revision = file.revision, "thumbnails marked failed");
+        tracing::info!(file_id = %revision.file_id, revision = revision.revision, "thumbnails marked failed");
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use futures::future::try_join_all;
 use shared::App;
 use shared::domain::{THUMBNAIL_SIZES, Thumbnails};
-use shared::finalize::{Effort, FinalizeError, Outcome, finalize_upload};
+use shared::finalize::{Effort, FinalizeError, Outcome, accepted_revision, finalize_upload};
 pub use shared::keys::decode_event_key;
 use shared::keys::{UploadObjectKey, parse_object_key, thumbnail_key};
 use shared::storage::StorageError;
@@ -46,6 +46,8 @@ pub async fn handle(app: Arc<App>, event: S3Event) -> Result<(), ProcessError> {
 }
 
 pub async fn process_record(app: &App, record: &S3EventRecord) -> Result<Outcome, ProcessError> {
+    // The fault suite's stand-in for an event that arrives late (held here while others pass).
+    fail::fail_point!("process-upload/event-received");
     if record.s3.bucket.name.as_deref() != Some(app.objects.bucket()) {
         return Ok(Outcome::Ignored("event for another bucket"));
     }
@@ -60,8 +62,12 @@ pub async fn process_record(app: &App, record: &S3EventRecord) -> Result<Outcome
     Ok(outcome)
 }
 
-/// Makes the thumbnails of the revision stored at `key` if it is the file's current revision and
-/// they are still pending (whoever accepted the upload: this event, an earlier one, or `complete`).
+/// Gives the revision stored at `key` its thumbnails' terminal state, whoever accepted the upload
+/// (this event, an earlier one, or `complete`): made (`ready`) or `none` with a reason when it is
+/// the file's current revision, `none` (`superseded`) when another revision became current before
+/// they were made (no route serves an old revision's thumbnails, so none are made for it). The
+/// revision record decides, not the file record: the file shows only its current revision, and a
+/// revision that lost that place must not stay `pending` for ever.
 async fn make_missing_thumbnails(
     app: &App,
     parsed: &UploadObjectKey,
@@ -74,6 +80,12 @@ async fn make_missing_thumbnails(
     else {
         return Ok(());
     };
+    let Some(revision) = accepted_revision(app, &session).await? else {
+        return Ok(());
+    };
+    if revision.object_key != key {
+        return Ok(());
+    }
     let Some(file) = app
         .files
         .get_file(&session.tenant_id, &session.file_id)
@@ -81,8 +93,40 @@ async fn make_missing_thumbnails(
     else {
         return Ok(());
     };
-    if file.object_key.as_deref() != Some(key) || file.thumbnails != Thumbnails::Pending {
+    let current = file.revision == revision.revision;
+    if revision.thumbnails != Thumbnails::Pending {
+        // Recorded on the revision, but a failure between the two writes of `set_thumbnails`
+        // left the file record behind: record it there too.
+        if current && file.thumbnails == Thumbnails::Pending {
+            record_thumbnails(
+                app,
+                &file.tenant_id,
+                &file.id,
+                revision.revision,
+                &revision.thumbnails,
+            )
+            .await?;
+        }
         return Ok(());
+    }
+    if !current {
+        tracing::info!(
+            key,
+            revision = revision.revision,
+            current = file.revision,
+            "revision superseded before its thumbnails were made; none will be"
+        );
+        let superseded = Thumbnails::None {
+            reason: SUPERSEDED_REASON.to_string(),
+        };
+        return record_thumbnails(
+            app,
+            &file.tenant_id,
+            &file.id,
+            revision.revision,
+            &superseded,
+        )
+        .await;
     }
     // The fault suite's stand-in for a crash, an out-of-memory kill or a timeout while thumbnailing.
     fail::fail_point!("process-upload/thumbnailing", |_| Err(
@@ -153,9 +197,23 @@ async fn make_missing_thumbnails(
             }
         }
     };
+    record_thumbnails(app, &file.tenant_id, &file.id, file.revision, &state).await
+}
+
+/// Why a revision has no thumbnails when another revision became current before they were made.
+pub const SUPERSEDED_REASON: &str = "superseded";
+
+/// Records a revision's thumbnails; a revision deleted meanwhile has nothing left to record.
+async fn record_thumbnails(
+    app: &App,
+    tenant: &str,
+    file_id: &str,
+    revision: u32,
+    state: &Thumbnails,
+) -> Result<(), ProcessError> {
     match app
         .files
-        .set_thumbnails(&file.tenant_id, &file.id, file.revision, &state)
+        .set_thumbnails(tenant, file_id, revision, state)
         .await
     {
         Err(e) if !e.is_condition_failed() => Err(e.into()),

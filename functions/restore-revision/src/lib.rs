@@ -57,6 +57,7 @@ async fn restore_revision(app: &App, req: &Request) -> Result<Response<Body>, Ap
         creates_file: false,
         base_revision: pinned.then_some(file.revision),
         rejection_reason: None,
+        revision: None,
         created_by: principal.actor(),
         created_at: now,
         expires_at: time::plus(now, app.config.upload_url_ttl),

@@ -77,6 +77,10 @@ pub struct UploadSession {
     pub base_revision: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_reason: Option<String>,
+    /// Once accepted: the revision the upload became. A late or repeated event of the upload
+    /// finds its revision by it (sessions accepted before it was recorded have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
     /// Who started the upload: it becomes the revision's `created_by` (and the file's, or its
     /// `updated_by`). The bare `sub` string in sessions written before.
     #[serde(deserialize_with = "super::actor::stored")]
@@ -178,6 +182,7 @@ mod tests {
             creates_file: true,
             base_revision: None,
             rejection_reason: None,
+            revision: None,
             created_by: crate::domain::actor::user("alice"),
             created_at: now,
             expires_at: now,
