@@ -110,7 +110,7 @@ async fn a_revision_over_the_copy_threshold_is_restored_in_parts_byte_for_byte()
     // THEN revision 3 becomes ready through the S3 event, with the original bytes
     let deadline = Instant::now() + Duration::from_secs(60);
     let file = loop {
-        let file: Value = t.get_file(&token, &id).await.json().await.unwrap();
+        let file: Value = t.get_file(&token, &id).await;
         if file["revision"] == 3 && file["status"] == "ready" {
             break file;
         }
@@ -120,7 +120,7 @@ async fn a_revision_over_the_copy_threshold_is_restored_in_parts_byte_for_byte()
     let ready = started.elapsed();
     assert_eq!(file["size"], SIZE, "{file}");
     assert_eq!(file["sha256"], digest.as_str(), "{file}");
-    let served = t.download(&token, &format!("/v1/files/{id}/content")).await;
+    let served = t.download(&token, &id).await;
     assert_eq!(served.len(), SIZE);
     assert_eq!(
         sha256_hex(&served),
@@ -219,12 +219,9 @@ async fn a_source_deleted_in_the_middle_of_a_multipart_copy_is_404_and_leaves_no
     // and nothing of the copy stays: no object, no multipart upload, no part
     t.stack.s3.deliveries_idle().await;
     assert_eq!(t.stack.s3.multipart_leftovers().await, Vec::<String>::new());
-    let file: Value = t.get_file(&token, &id).await.json().await.unwrap();
+    let file: Value = t.get_file(&token, &id).await;
     assert_eq!(file["revision"], 2, "{file}");
-    assert_eq!(
-        t.download(&token, &format!("/v1/files/{id}/content")).await,
-        b"small"
-    );
+    assert_eq!(t.download(&token, &id).await, b"small");
     let objects = t.stack.list_objects().await;
     assert_eq!(objects.len(), 1, "only revision 2's object: {objects:?}");
     OrphanCheck::after_lifecycle(&t)
