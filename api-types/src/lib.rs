@@ -88,9 +88,37 @@ pub struct File {
     pub download_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_url_expires_at: Option<String>,
+    /// How the current revision's thumbnails stand: a gallery knows whether to wait for them.
+    pub thumbnail_status: ThumbnailStatus,
+    /// Why there are none (`thumbnail_status: none` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_reason: Option<String>,
     /// Box size (`"64"`, `"256"`, `"1024"`) → presigned JPEG URL; they expire with `download_url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnails: Option<BTreeMap<String, String>>,
+}
+
+/// How the thumbnails of a revision stand. Every revision ends `ready` or `none`: `pending` is
+/// never a final state (a failed thumbnailing ends `none` with the reason `failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThumbnailStatus {
+    /// Not made yet: the upload is not processed, or thumbnailing is under way.
+    Pending,
+    /// Made, in every box size the image is larger than (never upscaled).
+    Ready,
+    /// There will be none; `thumbnail_reason` says why.
+    None,
+}
+
+impl ThumbnailStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThumbnailStatus::Pending => "pending",
+            ThumbnailStatus::Ready => "ready",
+            ThumbnailStatus::None => "none",
+        }
+    }
 }
 
 /// `GET /v1/files`: one page of files.
@@ -120,6 +148,11 @@ pub struct Revision {
     pub created_at: String,
     /// Who uploaded this revision (for a restored revision: who restored it).
     pub created_by: Actor,
+    /// How this revision's thumbnails stand.
+    pub thumbnail_status: ThumbnailStatus,
+    /// Why there are none (`thumbnail_status: none` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_reason: Option<String>,
     /// Presigned URL of this revision's content (`GET /v1/files/{id}/revisions/{n}` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_url: Option<String>,

@@ -82,6 +82,12 @@ async fn thumbnailing_that_fails_on_every_attempt_ends_in_a_terminal_state() {
             started.elapsed() < Duration::from_secs(5),
             "{point}: waited"
         );
+        let file = t.get_file(&token, file_id).await;
+        assert_eq!(
+            (&file["thumbnail_status"], &file["thumbnail_reason"]),
+            (&serde_json::json!("none"), &serde_json::json!("failed")),
+            "{point}: {file}"
+        );
         let served = t.download(&token, file_id).await;
         assert_eq!(served, photo);
         fail::remove(point);

@@ -74,6 +74,8 @@ async fn a_portrait_photo_shot_sideways_gets_upright_thumbnails_in_every_size() 
     }
     let file: Value = t.get_file(&token, &file_id).await;
     assert_eq!(file["status"], "ready");
+    assert_eq!(file["thumbnail_status"], "ready", "{file}");
+    assert!(file.get("thumbnail_reason").is_none(), "{file}");
 }
 
 #[tokio::test]
@@ -124,19 +126,10 @@ async fn a_decompression_bomb_and_a_heic_get_no_thumbnail_but_stay_downloadable(
         assert_eq!(problem["code"], "not_found", "{problem}");
         let file: Value = t.get_file(&token, file_id).await;
         assert_eq!(file["status"], "ready");
-        let stored = t
-            .stack
-            .app
-            .files
-            .get_file("acme", file_id)
-            .await
-            .unwrap()
-            .unwrap();
+        // The file says there will be none, and why: a gallery need not wait.
         assert_eq!(
-            stored.thumbnails,
-            shared::domain::Thumbnails::None {
-                reason: reason.to_string()
-            },
+            (&file["thumbnail_status"], &file["thumbnail_reason"]),
+            (&json!("none"), &json!(reason)),
             "{file}"
         );
         let download = t
@@ -152,6 +145,52 @@ async fn a_decompression_bomb_and_a_heic_get_no_thumbnail_but_stay_downloadable(
     let text = upload(&t, &token, "a.txt", "text/plain", b"hi".to_vec()).await;
     let resp = thumbnail(&t, &token, &text, 64, "").await;
     assert_eq!(resp.status(), 404);
+    let file = t.get_file(&token, &text).await;
+    assert_eq!(
+        (&file["thumbnail_status"], &file["thumbnail_reason"]),
+        (&json!("none"), &json!("not_an_image")),
+        "{file}"
+    );
+    // A file without content yet: pending, in the record, its revision-less listing item too.
+    let (status, declared) = t
+        .create_upload(
+            &token,
+            &json!({"name": "later.png", "size": 10, "content_type": "image/png"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{declared}");
+    let pending = t
+        .get_file(&token, declared["file_id"].as_str().unwrap())
+        .await;
+    assert_eq!(pending["thumbnail_status"], "pending", "{pending}");
+    assert!(pending.get("thumbnail_reason").is_none(), "{pending}");
+    let (status, listed) = t
+        .call(reqwest::Method::GET, &token, "/v1/files?limit=100", None)
+        .await;
+    assert_eq!(status, 200);
+    integration_tests::assert_matches_schema("get", "/v1/files", 200, &listed);
+    let states: std::collections::BTreeMap<&str, &str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap(),
+                f["thumbnail_status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("a.txt", "none"),
+            ("bomb.png", "none"),
+            ("later.png", "pending"),
+            ("photo.heic", "none"),
+        ]
+        .into_iter()
+        .collect()
+    );
     // Sizes other than 64, 256 and 1024 are a bad parameter.
     assert_eq!(thumbnail(&t, &token, &text, 100, "").await.status(), 400);
     assert_eq!(

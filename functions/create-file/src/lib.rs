@@ -446,15 +446,6 @@ async fn wait_for_thumbnails(
     Ok(file)
 }
 
-/// `ready` once made, `none` when there will be none, `pending` otherwise (the wait ran out).
-fn thumbnail_status(file: &FileRecord) -> &'static str {
-    match file.thumbnails {
-        Thumbnails::Pending => "pending",
-        Thumbnails::Ready { .. } => "ready",
-        Thumbnails::None { .. } => "none",
-    }
-}
-
 /// The file with its links (as `GET /v1/files/{id}` answers it), its ETag, `Location` and
 /// `Thumbnail-Status`.
 async fn answer(
@@ -481,7 +472,8 @@ async fn answer(
     );
     headers.insert(
         THUMBNAIL_STATUS_HEADER,
-        HeaderValue::from_static(thumbnail_status(file)),
+        // `ready` once made, `none` when there will be none, `pending` when the wait ran out.
+        HeaderValue::from_static(file.thumbnails.status().0.as_str()),
     );
     Ok(resp)
 }

@@ -23,6 +23,18 @@ pub enum Thumbnails {
     None { reason: String },
 }
 
+impl Thumbnails {
+    /// What clients see of it: the status, and the reason when there are none.
+    pub fn status(&self) -> (api_types::ThumbnailStatus, Option<String>) {
+        use api_types::ThumbnailStatus as S;
+        match self {
+            Thumbnails::Pending => (S::Pending, None),
+            Thumbnails::Ready { .. } => (S::Ready, None),
+            Thumbnails::None { reason } => (S::None, Some(reason.clone())),
+        }
+    }
+}
+
 /// The stored record of a file (one DynamoDB item, tenant-scoped key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileRecord {
@@ -94,6 +106,7 @@ impl FileRecord {
 
     /// What clients see of the file (without links: `crate::links` adds them).
     pub fn view(&self) -> api_types::File {
+        let (thumbnail_status, thumbnail_reason) = self.thumbnails.status();
         api_types::File {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -116,6 +129,8 @@ impl FileRecord {
                 .unwrap_or_else(|| self.created_by.clone()),
             download_url: None,
             download_url_expires_at: None,
+            thumbnail_status,
+            thumbnail_reason,
             thumbnails: None,
         }
     }

@@ -28,6 +28,7 @@ pub struct RevisionRecord {
 impl RevisionRecord {
     /// What clients see of the revision (without a download link).
     pub fn view(&self, current_revision: u32) -> api_types::Revision {
+        let (thumbnail_status, thumbnail_reason) = self.thumbnails.status();
         api_types::Revision {
             revision: self.revision,
             size: self.size,
@@ -36,6 +37,8 @@ impl RevisionRecord {
             current: self.revision == current_revision,
             created_at: super::time::format(&self.created_at),
             created_by: self.created_by.clone(),
+            thumbnail_status,
+            thumbnail_reason,
             download_url: None,
             download_url_expires_at: None,
         }
