@@ -228,6 +228,10 @@ function tile (file) {
     const kind = document.createElement('span')
     kind.className = 'kind'
     kind.textContent = file.content_type.split('/').pop().slice(0, 12)
+    // The API says whether a thumbnail is still coming, and if none will, why.
+    thumb.title = file.thumbnail_status === 'none'
+      ? `no thumbnail (${file.thumbnail_reason.replaceAll('_', ' ')})`
+      : file.thumbnail_status === 'pending' ? 'thumbnail coming' : ''
     thumb.append(kind)
   }
   const meta = document.createElement('div')
@@ -271,11 +275,12 @@ function tile (file) {
   return li
 }
 
-// Thumbnails are made after a file is ready: keep looking for a while for recent images without.
+// Thumbnails are made after a file is ready: keep looking, for a while, as long as the API says
+// some recent file's thumbnails are still coming (`thumbnail_status: pending`).
 function stillComing (file) {
   const recent = Date.now() - Date.parse(file.updated_at) < 60_000
   return recent && (file.status === 'pending' ||
-    (file.status === 'ready' && file.content_type.startsWith('image/') && !file.thumbnails))
+    (file.status === 'ready' && file.thumbnail_status === 'pending'))
 }
 
 async function refreshGallery () {
