@@ -1,31 +1,19 @@
 //! The local S3 endpoint over the real protocol: aws-sdk-s3 for signed calls and presigning, reqwest for
 //! raw HTTP. Each test starts its own endpoint on a free port in a temporary folder.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::s3::S3Event;
-use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
-use local_stack::s3::{ObjectCreatedListener, S3Endpoint, S3EndpointConfig};
+use local_stack::s3::S3Endpoint;
 use s3s::crypto::{Checksum, Md5, Sha256};
 use tokio::sync::mpsc;
 
-const ACCESS_KEY: &str = "AKIDLOCALTEST";
-const SECRET_KEY: &str = "local-test-secret-key";
-const BUCKET: &str = "files";
-
-struct Collector(mpsc::UnboundedSender<S3Event>);
-
-#[async_trait::async_trait]
-impl ObjectCreatedListener for Collector {
-    async fn object_created(&self, event: S3Event) {
-        let _ = self.0.send(event);
-    }
-}
+mod s3_common;
+use s3_common::{BUCKET, Endpoint, client};
 
 struct Harness {
     endpoint: S3Endpoint,
@@ -37,23 +25,12 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (tx, events) = mpsc::unbounded_channel();
-        let endpoint = S3Endpoint::start(
-            S3EndpointConfig {
-                addr: "127.0.0.1:0".parse().unwrap(),
-                root: dir.path().join("s3-data"),
-                access_key: ACCESS_KEY.into(),
-                secret_key: SECRET_KEY.into(),
-                region: "us-east-1".into(),
-                buckets: vec![BUCKET.into()],
-            },
-            Arc::new(Collector(tx)),
-        )
-        .await
-        .unwrap();
-        assert_ne!(endpoint.local_addr().port(), 0);
-        let s3 = client(&endpoint.endpoint_url(), SECRET_KEY);
+        let Endpoint {
+            endpoint,
+            events,
+            s3,
+            dir,
+        } = Endpoint::start().await;
         Self {
             endpoint,
             events,
@@ -64,10 +41,7 @@ impl Harness {
     }
 
     async fn next_event(&mut self) -> S3Event {
-        tokio::time::timeout(Duration::from_secs(10), self.events.recv())
-            .await
-            .expect("no S3 event within 10 s")
-            .expect("event channel closed")
+        s3_common::next_event(&mut self.events).await
     }
 
     async fn assert_no_event(&mut self) {
@@ -129,19 +103,6 @@ impl Harness {
             .unwrap();
         out.body.collect().await.unwrap().into_bytes().to_vec()
     }
-}
-
-fn client(endpoint_url: &str, secret: &str) -> aws_sdk_s3::Client {
-    let credentials =
-        aws_credential_types::Credentials::new(ACCESS_KEY, secret, None, None, "test");
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .endpoint_url(endpoint_url)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }
 
 fn md5_hex(data: &[u8]) -> String {

@@ -11,30 +11,19 @@
 //!
 //! Through the real protocol (aws-sdk-s3, SigV4), each test on its own endpoint.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::s3::S3Event;
-use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use local_stack::s3::{ObjectCreatedListener, S3Endpoint, S3EndpointConfig};
+use local_stack::s3::S3Endpoint;
 use tokio::sync::mpsc;
 
-const ACCESS_KEY: &str = "AKIDLOCALTEST";
-const SECRET_KEY: &str = "local-test-secret-key";
-const BUCKET: &str = "files";
+mod s3_common;
+use s3_common::{BUCKET, Endpoint};
+
 const MIB: usize = 1024 * 1024;
-
-struct Collector(mpsc::UnboundedSender<S3Event>);
-
-#[async_trait::async_trait]
-impl ObjectCreatedListener for Collector {
-    async fn object_created(&self, event: S3Event) {
-        let _ = self.0.send(event);
-    }
-}
 
 struct Harness {
     endpoint: S3Endpoint,
@@ -45,32 +34,12 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (tx, events) = mpsc::unbounded_channel();
-        let endpoint = S3Endpoint::start(
-            S3EndpointConfig {
-                addr: "127.0.0.1:0".parse().unwrap(),
-                root: dir.path().join("s3-data"),
-                access_key: ACCESS_KEY.into(),
-                secret_key: SECRET_KEY.into(),
-                region: "us-east-1".into(),
-                buckets: vec![BUCKET.into()],
-            },
-            Arc::new(Collector(tx)),
-        )
-        .await
-        .unwrap();
-        let credentials =
-            aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(credentials)
-                .endpoint_url(endpoint.endpoint_url())
-                .force_path_style(true)
-                .build(),
-        );
+        let Endpoint {
+            endpoint,
+            events,
+            s3,
+            dir,
+        } = Endpoint::start().await;
         Self {
             endpoint,
             events,
@@ -80,10 +49,7 @@ impl Harness {
     }
 
     async fn next_event(&mut self) -> S3Event {
-        tokio::time::timeout(Duration::from_secs(10), self.events.recv())
-            .await
-            .expect("no S3 event within 10 s")
-            .expect("event channel closed")
+        s3_common::next_event(&mut self.events).await
     }
 
     async fn drain_events(&mut self) {
