@@ -177,7 +177,7 @@ async fn spawn_once(
 
 /// What the Lambda service sets for a function on provided.al2023, plus the Files API's settings.
 /// The endpoints point at a closed port on 127.0.0.1: no request is made during init.
-fn lambda_environment(function: &str, port: u16) -> Vec<(&'static str, String)> {
+pub(crate) fn lambda_environment(function: &str, port: u16) -> Vec<(&'static str, String)> {
     let fixed = [
         ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
         ("AWS_LAMBDA_FUNCTION_NAME", function.replace(' ', "-")),

@@ -13,6 +13,9 @@
 //! - `end-to-end`: a JPEG PUT to S3 → the record `ready` → its thumbnails, through `files-local`.
 //! - `verify`: SHA-256 throughput of an uploaded object the ways process-upload could read it,
 //!   beside `sha256sum`: what sizes the function's timeout.
+//! - `listing-memory`: the peak resident memory of the `list-files` binary answering the worst
+//!   listings the API allows (its tenant at the most files one request reads, every file at every
+//!   limit), beside a page read straight from an index and the process's init-only floor.
 //!
 //! The bench code is plain Rust so that it runs wherever the local stack runs; it measures, it
 //! asserts nothing (benchmarks are not tests).
@@ -22,6 +25,7 @@ mod client;
 mod cold_start;
 mod end_to_end;
 mod handlers;
+mod listing_memory;
 mod load;
 mod stats;
 mod verify;
@@ -29,7 +33,7 @@ mod verify;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: files-bench <cold-start|handlers|load|end-to-end|verify> [flags]   (files-bench <command> --help)";
+usage: files-bench <cold-start|handlers|load|end-to-end|verify|listing-memory> [flags]   (files-bench <command> --help)";
 
 fn main() -> ExitCode {
     let mut argv = std::env::args().skip(1);
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         "cold-start" => cold_start::main(rest),
         "handlers" => handlers::main(rest),
         "load" => load::main(rest),
+        "listing-memory" => listing_memory::main(rest),
         "end-to-end" => end_to_end::main(rest),
         "verify" => verify::main(rest),
         _ => Err(USAGE.to_string()),
