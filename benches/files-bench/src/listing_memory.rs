@@ -384,6 +384,7 @@ fn largest_file(i: usize) -> (FileRecord, UploadSession) {
         creates_file: true,
         base_revision: None,
         rejection_reason: None,
+        revision: Some(1),
         created_by: actor,
         created_at: now,
         expires_at: time::plus(now, Duration::from_secs(3600)),
