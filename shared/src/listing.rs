@@ -792,6 +792,36 @@ impl ListQuery {
     }
 }
 
+/// What one request may still read of [`MAX_ITEMS_READ`] items, when candidates are gathered.
+/// A set of exactly the budget is read whole: with the budget spent, one more item is asked for,
+/// since DynamoDB answers a Query that stopped at its `Limit` with a LastEvaluatedKey even when
+/// nothing follows; only an item beyond the budget makes the query too broad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadBudget {
+    budget: usize,
+    read: usize,
+}
+
+impl ReadBudget {
+    pub fn new(budget: usize) -> Self {
+        ReadBudget { budget, read: 0 }
+    }
+
+    /// The `Limit` of the next Query: up to `chunk`, within the budget, and at least 1.
+    pub fn next_limit(&self, chunk: usize) -> usize {
+        chunk.min(self.budget.saturating_sub(self.read)).max(1)
+    }
+
+    /// Counts `items` read; 400 `query_too_broad` once more than the budget was read.
+    pub fn spend(&mut self, items: usize) -> Result<(), ApiError> {
+        self.read += items;
+        if self.read > self.budget {
+            return Err(too_broad());
+        }
+        Ok(())
+    }
+}
+
 /// The refusal of a query that needs more than [`MAX_ITEMS_READ`] items read.
 pub fn too_broad() -> ApiError {
     ApiError::QueryTooBroad(format!(
@@ -1116,6 +1146,14 @@ impl<'q> PageFill<'q> {
 
     pub fn budget_left(&self) -> usize {
         self.budget.saturating_sub(self.items_read)
+    }
+
+    /// True once more than the budget was read. Reading exactly the budget is not enough to stop:
+    /// DynamoDB answers a Query that stopped at its `Limit` with a LastEvaluatedKey even when
+    /// nothing follows, so one more item (see [`PageFill::next_chunk`]'s minimum of 1) tells an
+    /// index that ends right at the budget from a longer one.
+    pub fn is_over_budget(&self) -> bool {
+        self.items_read > self.budget
     }
 
     /// The `Limit` of the next Query: what is still missing plus a little (four times that when
@@ -1778,6 +1816,34 @@ mod tests {
         }
         assert_eq!(fill.budget_left(), 0);
         assert_eq!(fill.finish(false).unwrap_err().code(), "query_too_broad");
+    }
+
+    #[test]
+    fn a_set_of_exactly_the_budget_is_read_whole_and_one_more_is_too_broad() {
+        let mut budget = ReadBudget::new(10);
+        assert_eq!(budget.next_limit(1000), 10);
+        budget.spend(10).unwrap();
+        // Spent, but a LastEvaluatedKey came: one more item is asked for, to see whether any.
+        assert_eq!(budget.next_limit(1000), 1);
+        budget.spend(0).unwrap();
+        assert_eq!(
+            budget.spend(1).unwrap_err().code(),
+            "query_too_broad",
+            "an 11th item"
+        );
+
+        let q = parse(&[("limit", "5")]).unwrap();
+        let Plan::Stream(scan) = q.plan("acme") else {
+            panic!()
+        };
+        let mut fill = PageFill::with_budget(&q, &scan, 3);
+        for _ in 0..3 {
+            fill.offer(None);
+        }
+        assert!(!fill.is_over_budget(), "exactly the budget: read on");
+        assert_eq!(fill.next_chunk(), 1, "one more, to see whether any");
+        fill.offer(None);
+        assert!(fill.is_over_budget());
     }
 
     #[test]

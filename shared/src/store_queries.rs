@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::keys;
 use crate::listing::{
     Candidates, Gather, Index, ListQuery, MAX_CHUNK, MAX_ITEMS_READ, Page, PageFill, Plan,
-    Position, Scan, too_broad,
+    Position, ReadBudget, Scan,
 };
 use crate::store::{
     FileItem, FileStore, Item, StoreError, TagEntryItem, classify, from_item, key, live_file,
@@ -237,7 +237,7 @@ impl FileStore {
         let mut fill = PageFill::with_budget(query, scan, budget);
         let mut start = after.map(|p| start_key(scan, p));
         let exhausted = loop {
-            if fill.budget_left() == 0 {
+            if fill.is_over_budget() {
                 break false;
             }
             let limit = fill.next_chunk();
@@ -314,6 +314,7 @@ impl FileStore {
     ) -> Result<(Gather<'q>, ReadStats), ApiError> {
         let sources = &candidates.0;
         let mut stats = ReadStats::default();
+        let mut budget = ReadBudget::new(MAX_ITEMS_READ);
         let mut gathers: Vec<Gather<'q>> = sources.iter().map(|_| new_gather()).collect();
         // Where each source is: which of its scans, and where in it.
         let mut at: Vec<(usize, Option<Item>)> = vec![(0, None); sources.len()];
@@ -323,17 +324,14 @@ impl FileStore {
         }
         loop {
             for (i, scans) in sources.iter().enumerate() {
-                let left = MAX_ITEMS_READ.saturating_sub(stats.items_read);
-                if left == 0 {
-                    return Err(too_broad());
-                }
                 let (scan_index, start) = &mut at[i];
                 let scan = &scans[*scan_index];
                 let (items, next) = self
-                    .query_chunk(scan, start.take(), MAX_CHUNK.min(left))
+                    .query_chunk(scan, start.take(), budget.next_limit(MAX_CHUNK))
                     .await?;
                 stats.queries += 1;
                 stats.items_read += items.len();
+                budget.spend(items.len())?;
                 for file in self.files_of(scan, items).await? {
                     gathers[i].offer(file);
                 }
