@@ -169,6 +169,7 @@ mod tests {
         json!({
             "id": "019a8f3e6c2b7d41a2b3c4d5e6f70819", "name": "a.txt", "content_type": "text/plain",
             "size": 1, "status": "ready", "parent": null, "tags": [], "metadata": {}, "revision": 1,
+            "thumbnail_status": "none", "thumbnail_reason": "not_an_image",
             "created_at": "2026-11-23T23:13:35.123Z", "created_by": {"id": "alice", "type": "user"},
             "updated_at": "2026-11-23T23:13:35.123Z", "updated_by": {"id": "alice", "type": "user"}
         })
