@@ -41,7 +41,8 @@ impl App {
         App {
             files: FileStore::new(dynamodb, config.table_name.clone()),
             objects: ObjectStorage::new(s3, config.bucket_name.clone())
-                .with_copy_sizes(config.single_copy_max_bytes, config.copy_part_bytes),
+                .with_copy_sizes(config.single_copy_max_bytes, config.copy_part_bytes)
+                .with_copy_parts_in_flight(config.copy_parts_in_flight),
             config,
         }
     }

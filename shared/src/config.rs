@@ -40,6 +40,9 @@ pub struct Config {
     /// `FILES_COPY_PART_BYTES` (default 256 MiB; 5 MiB to 5 GiB, S3's part sizes): the part size of
     /// a multipart copy (it grows for objects that would need more than 10,000 parts).
     pub copy_part_bytes: u64,
+    /// `FILES_COPY_PARTS_IN_FLIGHT` (default 16; 1 to 64): UploadPartCopy requests of one multipart
+    /// copy sent at once.
+    pub copy_parts_in_flight: usize,
     /// `FILES_S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, needed by local S3 endpoints
     /// that are addressed by IP.
     pub s3_force_path_style: bool,
@@ -188,6 +191,19 @@ impl Config {
                 "FILES_COPY_PART_BYTES",
                 parsed("FILES_COPY_PART_BYTES", crate::storage::COPY_PART_BYTES)?,
             )?,
+            copy_parts_in_flight: {
+                let n = parsed(
+                    "FILES_COPY_PARTS_IN_FLIGHT",
+                    crate::storage::COPY_PARTS_IN_FLIGHT as u64,
+                )?;
+                if !(1..=64).contains(&n) {
+                    return Err(ConfigError::Invalid {
+                        name: "FILES_COPY_PARTS_IN_FLIGHT",
+                        reason: "must be from 1 to 64".into(),
+                    });
+                }
+                n as usize
+            },
             s3_force_path_style: flag("FILES_S3_FORCE_PATH_STYLE")?,
             cursor_secret: match lookup("FILES_CURSOR_SECRET") {
                 None => None,

@@ -138,6 +138,8 @@ pub struct ObjectStorage {
     single_copy_max_bytes: u64,
     /// Part size of a multipart copy.
     copy_part_bytes: u64,
+    /// UploadPartCopy requests of one copy sent at once.
+    copy_parts_in_flight: usize,
 }
 
 fn presigning(ttl: Duration) -> Result<PresigningConfig, StorageError> {
@@ -155,6 +157,7 @@ impl ObjectStorage {
             bucket: bucket.into(),
             single_copy_max_bytes: SINGLE_COPY_MAX_BYTES,
             copy_part_bytes: COPY_PART_BYTES,
+            copy_parts_in_flight: COPY_PARTS_IN_FLIGHT,
         }
     }
 
@@ -164,6 +167,12 @@ impl ObjectStorage {
     pub fn with_copy_sizes(mut self, single_copy_max_bytes: u64, copy_part_bytes: u64) -> Self {
         self.single_copy_max_bytes = single_copy_max_bytes;
         self.copy_part_bytes = copy_part_bytes;
+        self
+    }
+
+    /// How many parts of a multipart copy are copied at once (`FILES_COPY_PARTS_IN_FLIGHT`).
+    pub fn with_copy_parts_in_flight(mut self, parts: usize) -> Self {
+        self.copy_parts_in_flight = parts.max(1);
         self
     }
 
@@ -592,7 +601,7 @@ impl ObjectStorage {
         }
     }
 
-    /// Copies every part with UploadPartCopy, [`COPY_PARTS_IN_FLIGHT`] at a time, in inclusive
+    /// Copies every part with UploadPartCopy, `copy_parts_in_flight` at a time, in inclusive
     /// byte ranges (`bytes=first-last`). After the first failure no new part copy starts, but
     /// those already sent are waited for: dropping one would not stop S3 from finishing it, and a
     /// part finished after the abort would stay stored.
@@ -634,12 +643,18 @@ impl ObjectStorage {
                     failed.store(true, Ordering::SeqCst);
                 }
                 if number == 1 {
-                    // The fault suite's moment for a source that vanishes mid-copy.
-                    fail::fail_point!("storage/first-part-copied");
+                    // The fault suite's moment for a source that vanishes mid-copy. Its callback
+                    // holds the copy by blocking: on a runtime worker that would also stall the
+                    // tasks queued on that worker (the test's deletion of the source among them,
+                    // until the hold timed out), so the worker hands them over first.
+                    #[cfg(feature = "failpoints")]
+                    tokio::task::block_in_place(|| {
+                        fail::fail_point!("storage/first-part-copied");
+                    });
                 }
                 Some(result)
             })
-            .buffered(COPY_PARTS_IN_FLIGHT);
+            .buffered(self.copy_parts_in_flight);
         let mut parts = Vec::new();
         let mut first_error = None;
         while let Some(outcome) = copied.next().await {

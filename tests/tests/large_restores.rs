@@ -6,10 +6,12 @@
 //! `FILES_COPY_PART_BYTES`) to S3's smallest part size, 5 MiB, instead of copying a real object
 //! over 256 MiB: the code path is the same (the sizes are parameters of one function, and their
 //! arithmetic at the real sizes is unit-tested in `shared::storage`), S3's part-size rule is still
-//! enforced by the local endpoint at 5 MiB, and the test moves about 90 MiB instead of 800 MiB
-//! (upload, parts, assembly, hashing) on CI's two cores. The restore checked byte for byte has 3
-//! parts (the last one short); the one whose source vanishes has 17, so that the 17th is sent
-//! only after the source is gone (16 are copied at a time): it fails for certain.
+//! enforced by the local endpoint at 5 MiB, and the test moves about 25 MiB instead of 800 MiB
+//! (upload, parts, assembly, hashing) on CI's two cores. Both restores have 3 parts (the last one
+//! short); the one whose source vanishes copies 2 at a time (`FILES_COPY_PARTS_IN_FLIGHT`), so
+//! that the 3rd is sent only after the source is gone: it fails for certain. (With the default 16
+//! at a time it needed 17 parts, 85 MB, whose debug-build copies outlasted the gateway's 30 s on
+//! a fresh CI machine.)
 //!
 //! Failpoints are process-wide: `fail::FailScenario` serialises the scenarios of this binary.
 
@@ -25,14 +27,18 @@ const MIB: usize = 1024 * 1024;
 const PART: usize = 5 * MIB;
 /// Two full parts and a short third.
 const SIZE: usize = 2 * PART + 1234567;
-/// 16 full parts and a short 17th.
-const LARGER: usize = 16 * PART + 1234567;
 const RESTORE: &str = "/v1/files/{file_id}/revisions/{revision}/restore";
 
 async fn stack() -> TestStack {
+    stack_copying(shared::storage::COPY_PARTS_IN_FLIGHT).await
+}
+
+/// A stack whose restores copy in 5 MiB parts, `parts_in_flight` at a time.
+async fn stack_copying(parts_in_flight: usize) -> TestStack {
     TestStack::start_with(|config| {
         config.single_copy_max_bytes = PART as u64;
         config.copy_part_bytes = PART as u64;
+        config.copy_parts_in_flight = parts_in_flight;
     })
     .await
 }
@@ -165,13 +171,13 @@ async fn a_revision_over_the_copy_threshold_is_restored_in_parts_byte_for_byte()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_source_deleted_in_the_middle_of_a_multipart_copy_is_404_and_leaves_no_parts() {
     let scenario = fail::FailScenario::setup();
-    let t = stack().await;
+    let t = stack_copying(2).await;
     let token = t.token("acme", "alice");
     let admin = t.token_with("acme", "root", "files:admin");
-    let content = test_bytes(LARGER, 12);
+    let content = test_bytes(SIZE, 12);
     let id = file_with_large_first_revision(&t, &token, &content, false).await;
 
-    // Hold the copy once its first part is copied (16 parts are then sent, the 17th is not).
+    // Hold the copy once its first part is copied (2 parts are then sent, the 3rd is not).
     let (reached_tx, reached_rx) = mpsc::channel::<()>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let reached_tx = Mutex::new(reached_tx);
