@@ -43,6 +43,23 @@ impl Args {
         self.values.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// Every `--name NAME=PATH` given: a label and a program file that exists.
+    pub fn programs(&self, name: &str) -> Result<Vec<(String, std::path::PathBuf)>, String> {
+        self.all(name)
+            .iter()
+            .map(|spec| {
+                let (label, path) = spec
+                    .split_once('=')
+                    .ok_or_else(|| format!("--{name} {spec}: expected NAME=PATH"))?;
+                let program = std::path::PathBuf::from(path);
+                if !program.is_file() {
+                    return Err(format!("--{name} {label}: no file {path}"));
+                }
+                Ok((label.to_string(), program))
+            })
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.all(name).last().map(String::as_str)
     }

@@ -48,16 +48,9 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
     let args = Args::parse(argv, &["python", "node"], USAGE)?;
     let runs: usize = args.number("runs", 30)?;
     let mut candidates = Vec::new();
-    for spec in args.all("bootstrap") {
-        let (name, path) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("--bootstrap {spec}: expected NAME=PATH"))?;
-        let program = PathBuf::from(path);
-        if !program.is_file() {
-            return Err(format!("--bootstrap {name}: no file {path}"));
-        }
+    for (name, program) in args.programs("bootstrap")? {
         candidates.push(Candidate {
-            name: name.to_string(),
+            name,
             program,
             args: vec![],
         });
